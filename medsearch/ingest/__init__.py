@@ -1,0 +1,175 @@
+"""Read documents from files or uploaded bytes, in many formats.
+
+Formats (by extension, checked against the content): .csv, .tsv, .json (generic,
+or PubMedQA when it is a dict of {QUESTION, CONTEXTS} objects), .jsonl (generic, or
+BEIR when named corpus.jsonl or rows have `_id`), .txt, .md/.markdown, .pdf, .docx,
+.xml (MedQuAD). Every error is a MedSearchError whose message names the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable, Union
+
+from medsearch.ingest.beir import read_beir
+from medsearch.ingest.columns import rows_to_documents, union_columns
+from medsearch.ingest.common import IngestOptions, fail, unique_ids
+from medsearch.ingest.csvfile import read_csv
+from medsearch.ingest.docxfile import read_docx
+from medsearch.ingest.encoding import decode_bytes, read_text
+from medsearch.ingest.jsonfile import json_rows, load_json, read_jsonl
+from medsearch.ingest.markdown import read_markdown
+from medsearch.ingest.medquad import read_medquad
+from medsearch.ingest.pdffile import read_pdf
+from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
+from medsearch.ingest.text import read_txt
+from medsearch.records import Document, MedSearchError
+
+__all__ = ["FORMATS", "IngestOptions", "detect_format", "read_documents", "read_many", "read_text"]
+
+Reader = Callable[[bytes, str, IngestOptions], list[Document]]
+Source = Union[str, Path, tuple[str, bytes]]
+
+
+def _read_json_any(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    """A .json file: PubMedQA when it looks like it, else a generic list/object of records."""
+    value = load_json(data, name)
+    if is_pubmedqa(value) and not options.text_column:
+        return pubmedqa_documents(value, name)
+    rows, keys = json_rows(value, name)
+    if not rows:
+        raise fail(name, "contains no records")
+    return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)
+
+
+def _read_pubmedqa(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    return pubmedqa_documents(load_json(data, name), name)
+
+
+def _read_jsonl_any(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    """A .jsonl file: BEIR when named corpus.jsonl or rows have `_id`, else generic rows."""
+    text = decode_bytes(data, name)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        has_id = isinstance(row := json.loads(first), dict) and "_id" in row
+    except json.JSONDecodeError:
+        has_id = False
+    beir = Path(name).name.lower() == "corpus.jsonl" or has_id
+    if beir and not (options.text_column or options.title_column or options.id_column):
+        return read_beir(data, name, options)
+    return read_jsonl(data, name, options)
+
+
+FORMATS: dict[str, Reader] = {
+    "csv": read_csv, "tsv": read_csv, "json": _read_json_any, "jsonl": _read_jsonl_any,
+    "beir": read_beir, "pubmedqa": _read_pubmedqa, "medquad": read_medquad,
+    "txt": read_txt, "markdown": read_markdown, "pdf": read_pdf, "docx": read_docx,
+}
+_EXTENSIONS = {
+    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl",
+    ".ndjson": "jsonl", ".txt": "txt", ".text": "txt", ".md": "markdown",
+    ".markdown": "markdown", ".pdf": "pdf", ".docx": "docx", ".xml": "medquad",
+}
+_ALIASES = {"md": "markdown", "text": "txt", "ndjson": "jsonl", "xml": "medquad"}
+
+
+def detect_format(name: str, data: bytes = b"") -> str:
+    """The format key for a file name (by extension, else by the content's magic bytes)."""
+    suffix = Path(name).suffix.lower()
+    if suffix in _EXTENSIONS:
+        return _EXTENSIONS[suffix]
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith(b"PK\x03\x04") and b"word/" in data[:4096]:
+        return "docx"
+    if suffix == ".doc":
+        raise fail(name, "old Word .doc files are not supported; save it as .docx")
+    supported = ", ".join(sorted(_EXTENSIONS))
+    what = f"file type '{suffix}'" if suffix else "file without an extension"
+    raise fail(name, f"unsupported {what} (supported: {supported})")
+
+
+def _load(path: str | Path | None, data: bytes | None, name: str) -> bytes:
+    if data is not None:
+        return data
+    if path is None:
+        raise MedSearchError("read_documents needs a path or data")
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as e:
+        raise fail(name, "file not found") from e
+    except IsADirectoryError as e:
+        raise fail(name, "is a folder, not a file") from e
+    except OSError as e:
+        raise fail(name, f"cannot read the file ({e.strerror})") from e
+
+
+def read_documents(
+    path: str | Path | None = None,
+    *,
+    fmt: str | None = None,
+    options: IngestOptions | None = None,
+    data: bytes | None = None,
+    name: str | None = None,
+) -> list[Document]:
+    """Documents of one file (or of uploaded `data` named `name`).
+
+    Empty texts are dropped, ids are made unique within the file, and a file that
+    yields no document is a MedSearchError that names the file.
+    """
+    name = name or (Path(path).name if path is not None else "upload")
+    options = options or IngestOptions()
+    raw = _load(path, data, name)
+    key = _ALIASES.get(fmt.lower(), fmt.lower()) if fmt else detect_format(name, raw)
+    if key not in FORMATS:
+        raise fail(name, f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+    try:
+        docs = FORMATS[key](raw, name, options)
+    except MedSearchError:
+        raise
+    except Exception as e:  # a reader bug or an odd file must not reach the user raw
+        raise fail(name, f"could not read the file ({type(e).__name__}: {e})") from e
+    for doc in docs:
+        doc.source = doc.source or name
+    docs = unique_ids(d for d in docs if d.text.strip())
+    if not docs:
+        why = "no question/answer pair with an answer" if key == "medquad" else "no record with text"
+        raise fail(name, f"no documents found ({why})")
+    return docs
+
+
+def _expand(sources: Iterable[Source]) -> list[Source]:
+    """Folders replaced by the supported files inside them, recursively and sorted."""
+    out: list[Source] = []
+    for src in sources:
+        if not isinstance(src, tuple) and Path(src).is_dir():
+            out.extend(p for p in sorted(Path(src).rglob("*"))
+                       if p.is_file() and p.suffix.lower() in _EXTENSIONS)
+        else:
+            out.append(src)
+    return out
+
+
+def read_many(
+    paths: Iterable[Source], *, options: IngestOptions | None = None
+) -> tuple[list[Document], list[str]]:
+    """Documents of many files plus one error message per file that failed.
+
+    Items are paths (folders are searched recursively) or (name, bytes) uploads.
+    Ids are made unique across all files (repeats get a -2, -3... suffix).
+    """
+    docs: list[Document] = []
+    errors: list[str] = []
+    taken: set[str] = set()
+    for src in _expand(paths):
+        try:
+            if isinstance(src, tuple):
+                found = read_documents(name=src[0], data=src[1], options=options)
+            else:
+                found = read_documents(src, options=options)
+        except MedSearchError as e:
+            errors.append(str(e))
+            continue
+        docs.extend(unique_ids(found, taken))
+    return docs, errors

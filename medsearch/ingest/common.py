@@ -1,0 +1,71 @@
+"""Options and small helpers shared by the ingest readers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from medsearch.records import Document, MedSearchError
+
+TXT_MODES = ("auto", "file", "blocks")
+
+
+@dataclass
+class IngestOptions:
+    """How to map tabular/JSON fields to documents and how to split .txt files.
+
+    Column options left as None are guessed from the column names. `txt_mode` is
+    "auto", "file" (one document per file) or "blocks" (blank-line-separated blocks).
+    """
+
+    text_column: str | None = None
+    title_column: str | None = None
+    id_column: str | None = None
+    metadata_columns: list[str] | None = None
+    txt_mode: str = "auto"
+    strip_markdown: bool = True
+
+
+def fail(name: str, message: str) -> MedSearchError:
+    """A MedSearchError whose one-line message starts with the file name."""
+    return MedSearchError(f"{name}: {message}")
+
+
+def stem(name: str) -> str:
+    """File name without folders and extension ("data/a.csv" -> "a")."""
+    return Path(name).stem or "doc"
+
+
+def clean_text(text: str) -> str:
+    """Normalise newlines, strip trailing spaces per line, squeeze blank-line runs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t\u3000]+\n", "\n", text)
+    text = re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text)
+    return text.strip()
+
+
+def as_text(value: Any) -> str:
+    """Render a field value as text: lists joined by newlines, None as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "\n".join(as_text(v) for v in value if v is not None)
+    return str(value)
+
+
+def unique_ids(docs: Iterable[Document], taken: set[str] | None = None) -> list[Document]:
+    """Make ids unique by suffixing repeats with -2, -3...; `taken` is updated in place."""
+    seen = taken if taken is not None else set()
+    out = []
+    for doc in docs:
+        base, k = doc.id, 2
+        while doc.id in seen:
+            doc.id = f"{base}-{k}"
+            k += 1
+        seen.add(doc.id)
+        out.append(doc)
+    return out

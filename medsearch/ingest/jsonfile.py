@@ -1,0 +1,73 @@
+"""JSON (a list of objects, or an object of objects) and JSON Lines files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from medsearch.ingest.columns import rows_to_documents, union_columns
+from medsearch.ingest.common import IngestOptions, fail
+from medsearch.ingest.encoding import decode_bytes
+from medsearch.records import Document
+
+
+def load_json(data: bytes, name: str) -> Any:
+    """Parse JSON, reporting the line and column of a syntax error."""
+    try:
+        return json.loads(decode_bytes(data, name))
+    except json.JSONDecodeError as e:
+        raise fail(name, f"invalid JSON on line {e.lineno}, column {e.colno}: {e.msg}") from e
+
+
+def load_jsonl(data: bytes, name: str) -> list[dict[str, Any]]:
+    """Parse JSON Lines: one object per non-blank line."""
+    rows = []
+    for n, line in enumerate(decode_bytes(data, name).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise fail(name, f"invalid JSON on line {n}, column {e.colno}: {e.msg}") from e
+        if not isinstance(row, dict):
+            raise fail(name, f"line {n} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def json_rows(value: Any, name: str) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Rows and their keys (for an object of objects) from parsed JSON.
+
+    Accepts a list of objects, a list of strings, an object of objects, or an
+    object with one list of objects inside (e.g. {"data": [...]}).
+    """
+    if value in ({}, []):
+        return [], None
+    if isinstance(value, dict):
+        lists = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if value and all(isinstance(v, dict) for v in value.values()):
+            return list(value.values()), [str(k) for k in value]
+        if len(lists) == 1:
+            value = lists[0]
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return [{"text": v} for v in value], None
+        if all(isinstance(v, dict) for v in value):
+            return value, None
+    raise fail(name, "expected a list of objects or an object of objects")
+
+
+def read_json(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    """One document per object of a JSON file."""
+    rows, keys = json_rows(load_json(data, name), name)
+    if not rows:
+        raise fail(name, "contains no records")
+    return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)
+
+
+def read_jsonl(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    """One document per line of a JSON Lines file."""
+    rows = load_jsonl(data, name)
+    if not rows:
+        raise fail(name, "contains no records")
+    return rows_to_documents(rows, union_columns(rows), name=name, options=options)

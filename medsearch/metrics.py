@@ -1,0 +1,39 @@
+"""Ranking metrics from ranx (nDCG, MRR, Recall, MAP), on plain dicts."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+from medsearch.records import Hit
+
+METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
+Qrels = Mapping[str, Mapping[str, int]]
+Run = Mapping[str, Mapping[str, float]]
+
+
+def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float]]:
+    """A ranx-style run {query id: {doc id: score}} from document-level hits (rank decides order)."""
+    return {qid: {h.doc_id: float(len(hits) - h.rank + 1) for h in hits} for qid, hits in results.items()}
+
+
+def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS,
+                 per_query: bool = False) -> dict[str, float] | dict[str, dict[str, float]]:
+    """Mean metrics over the queries of `qrels` (a query with no hits scores 0).
+
+    With `per_query=True`, returns {metric: {query id: value}} instead.
+    """
+    from ranx import Qrels as RQrels, Run as RRun, evaluate
+
+    judged = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    full_run = {q: dict(run.get(q) or {}) or {"__none__": 0.0} for q in judged}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rq, rr = RQrels(judged), RRun(full_run)
+        scores = evaluate(rq, rr, list(metrics), make_comparable=True, return_mean=not per_query)
+    if len(metrics) == 1:
+        scores = {metrics[0]: scores}
+    if per_query:
+        queries = list(rq.keys())
+        return {m: dict(zip(queries, map(float, scores[m]))) for m in metrics}
+    return {m: round(float(scores[m]), 4) for m in metrics}

@@ -1,0 +1,110 @@
+"""The `auto` pipeline: which retrievers to combine, with what weights, and why.
+
+Evidence, strongest first:
+1. dev qrels stored with the collection: every candidate (BM25, dense, RRF and weighted fusion at
+   several dense weights) is scored on them and the best nDCG@10 wins, the simpler one on a tie;
+2. otherwise the dense model's language coverage: the share of chunks written in a language
+   the model reads. A model that cannot read the corpus is left out (BM25 alone); one that reads
+   all of it is fused with BM25, leaning on the dense side.
+At query time a query in a language the model does not read goes to BM25 alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+from medsearch.fusion import rrf, weighted
+from medsearch.records import Hit
+from medsearch.retrieval import Retriever, search_many
+from medsearch.text import detect_lang
+
+DEPTH = 100
+TIE = 0.002  # nDCG@10 differences below this are noise: prefer the simpler pipeline
+CANDIDATES = [("bm25", 0.0), ("dense", 1.0)] + [(m, w) for m in ("rrf", "weighted") for w in (0.3, 0.5, 0.7)]
+
+
+@dataclass
+class Pipeline:
+    """How `auto` answers: `method` is bm25, dense, rrf or weighted; `dense_weight` in [0, 1]."""
+
+    method: str = "bm25"
+    dense_weight: float = 0.0
+    reason: str = ""
+    evidence: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        if self.method in ("bm25", "dense"):
+            return self.method.upper() if self.method == "bm25" else "dense"
+        return f"{self.method.upper() if self.method == 'rrf' else 'weighted'} fusion, dense weight {self.dense_weight:g}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Pipeline:
+        return cls(**data)
+
+    def fuse(self, results: Mapping[str, list[Hit]]) -> list[Hit]:
+        """Combine per-retriever hits ({'bm25': …, 'dense': …}) as this pipeline says."""
+        if self.method in ("bm25", "dense"):
+            return list(results.get(self.method, []))
+        weights = {"bm25": 1 - self.dense_weight, "dense": self.dense_weight}
+        return rrf(results, weights) if self.method == "rrf" else weighted(results, weights)
+
+
+def from_coverage(coverage: float, model: str) -> Pipeline:
+    """Choose without labels, from the share of chunks in a language the model reads.
+
+    Queries the model cannot read are routed to BM25 at search time, so the model is kept
+    unless it reads almost none of the corpus.
+    """
+    share = f"{coverage:.0%} of the chunks are in a language {model} reads"
+    if coverage < 0.2:
+        return Pipeline("bm25", 0.0, f"No dev qrels; only {share}, so BM25 alone.", {"coverage": coverage})
+    return Pipeline("rrf", 0.7, f"No dev qrels; {share}, so RRF leaning on dense (weight 0.7); "
+                    "queries in a language the model cannot read use BM25 alone.", {"coverage": coverage})
+
+
+def tune(score: Callable[[Pipeline], float], model: str, n_queries: int) -> Pipeline:
+    """Choose the candidate with the best dev nDCG@10 (ties go to the earlier, simpler one)."""
+    scores = {f"{m}:{w}": score(Pipeline(m, w)) for m, w in CANDIDATES}
+    best_key = max(scores, key=lambda key: (round(scores[key] / TIE), -list(scores).index(key)))
+    method, weight = best_key.split(":")
+    chosen = Pipeline(method, float(weight))
+    chosen.reason = (f"Best dev nDCG@10 ({scores[best_key]:.3f}) of {len(scores)} candidates on "
+                     f"{n_queries} dev queries with {model}.")
+    chosen.evidence = {"dev_ndcg@10": {k: round(v, 4) for k, v in scores.items()}}
+    return chosen
+
+
+class AutoRetriever:
+    """Runs a `Pipeline` over BM25 and a dense retriever, routing by query language."""
+
+    name = "auto"
+
+    def __init__(self, pipeline: Pipeline, bm25: Retriever, dense: Retriever | None,
+                 languages: frozenset[str] = frozenset()) -> None:
+        self.pipeline, self.bm25, self.dense, self.languages = pipeline, bm25, dense, languages
+
+    def plan(self, query: str) -> Pipeline:
+        """The pipeline this query gets (BM25 alone when the model cannot read the query)."""
+        if self.dense is None or self.pipeline.method == "bm25":
+            return Pipeline("bm25", 0.0, self.pipeline.reason if self.dense else "No dense index in this collection.")
+        lang = detect_lang(query)
+        if lang not in self.languages:
+            return Pipeline("bm25", 0.0, f"The query is in '{lang}', which the dense model does not read: BM25 alone.")
+        return self.pipeline
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        """BM25 for every query, the dense model (one batch) for those its plan includes, then fusion."""
+        plans = [self.plan(q) for q in queries]
+        results = [{"bm25": hits} for hits in search_many(self.bm25, queries, DEPTH)]
+        wanted = [i for i, plan in enumerate(plans) if plan.method != "bm25"]
+        for i, hits in zip(wanted, search_many(self.dense, [queries[i] for i in wanted], DEPTH) if wanted else []):
+            results[i]["dense"] = hits
+        return [[Hit(h.chunk_id, h.doc_id, h.score, h.rank, self.name) for h in plan.fuse(r)[:k]]
+                for plan, r in zip(plans, results)]

@@ -1,0 +1,50 @@
+"""The small records that flow through MedSearch, and its user-facing error."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class MedSearchError(Exception):
+    """An error a user can cause; its message is fit to show as is."""
+
+
+@dataclass
+class Document:
+    """One source document: a passage, an article, a Q/A pair."""
+
+    id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Chunk:
+    """A searchable piece of a document; `doc_id` points back to it."""
+
+    id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    position: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """A scored search result from one retriever (or a fusion of several)."""
+
+    chunk_id: str
+    doc_id: str
+    score: float
+    rank: int
+    retriever: str

