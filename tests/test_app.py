@@ -5,16 +5,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medsearch.demo import ensure_demo
-
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("apphome")
-    ensure_demo(folder)
-    return folder
+def home(demo_home):
+    return demo_home
 
 
 @pytest.mark.parametrize("query,expected", [("孕妇能吃头孢吗？", "头孢"), ("How do I recognize a stroke?", "stroke")])

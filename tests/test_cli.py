@@ -88,6 +88,9 @@ def test_ingest_search_list_delete(tmp_path):
     assert "guide" in run("collections", home=home).stdout
     again = run("ingest", "guide", str(csv), home=home, check=False)
     assert again.returncode == 1 and "--append" in again.stderr
+    nothing = run("ingest", "other", str(bad), home=home, check=False)
+    assert nothing.returncode == 1 and "nothing was saved" in nothing.stderr
+    assert "other" not in run("collections", home=home).stdout
     refused = run("collections", "delete", "guide", home=home, check=False)
     assert refused.returncode == 1 and "--yes" in refused.stderr
     run("collections", "delete", "guide", "--yes", home=home)

@@ -9,8 +9,8 @@ from medsearch.evaluate import evaluate, load_beir
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return ensure_demo(tmp_path_factory.mktemp("home"))
+def demo(demo_home):
+    return ensure_demo(demo_home)
 
 
 def test_demo_files_are_consistent():
@@ -52,7 +52,7 @@ def test_dense_links_colloquial_and_clinical_wording(demo):
     assert found & set(only_gaoxueya)
 
 
-def test_auto_is_not_worse_than_bm25_on_demo(demo, tmp_path):
+def test_auto_is_not_worse_than_bm25_on_demo(demo):
     home = demo.folder.parent
     bm25 = evaluate(DEMO_DIR, "bm25", home=home)
     auto = evaluate(DEMO_DIR, "auto", home=home)

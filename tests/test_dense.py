@@ -131,3 +131,14 @@ def test_embedding_endpoint_errors(endpoint):
         OpenAIEmbeddingEncoder("openai:m@http://127.0.0.1:9/v1", timeout=2)
     with pytest.raises(MedSearchError, match="must look like"):
         OpenAIEmbeddingEncoder("openai:no-url")
+
+
+def test_local_folder_model_with_language_card(tmp_path):
+    """A sentence-transformers folder loads by path; its medsearch.json card declares languages."""
+    folder = tmp_path / "my-model"
+    load_encoder("minilm").model.save(str(folder))
+    (folder / "medsearch.json").write_text('{"languages": ["en", "zh", "mixed"]}')
+    local = load_encoder(str(folder))
+    assert local.languages == frozenset({"en", "zh", "mixed"})
+    text = ["Inhaled corticosteroids control asthma."]
+    np.testing.assert_allclose(local.encode(text, query=False), load_encoder("minilm").encode(text, query=False), atol=1e-5)
