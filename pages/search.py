@@ -7,6 +7,7 @@ import streamlit as st
 from medsearch.collection import Collection, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.highlight import highlight
+from medsearch.progress import Eta
 from medsearch.records import MedSearchError
 
 EXAMPLES = ["孕妇能吃头孢吗？", "血压升高应该怎么办？", "How do I recognize a stroke?", "my child has a fever what should I do"]
@@ -23,7 +24,8 @@ def open_collection(name: str, created: str) -> Collection:
 def first_start() -> None:
     """Build the demo collection with a progress bar when the home folder is empty."""
     bar = st.progress(0.0, text="Building the demo collection (first start only)…")
-    ensure_demo(progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=f"{stage}: {done}/{total}"))
+    eta = Eta()
+    ensure_demo(progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=eta(stage, done, total)))
     bar.empty()
 
 
