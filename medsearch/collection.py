@@ -363,7 +363,7 @@ def _build_dense(folder: Path, spec: str, chunks: list[Chunk], table: ChunkTable
     if len(dev_queries) >= 5:
         progress("tune auto", 0, 1)
         results = _dev_results(dev_queries, bm25, dense)
-        pipeline = tune(lambda p: _ndcg(p, results, dev_qrels), spec, len(dev_queries))
+        pipeline = tune(lambda p: _dev_metrics(p, results, dev_qrels), spec, len(dev_queries))
         pipeline.evidence["coverage"] = round(coverage, 4)
         progress("tune auto", 1, 1)
     else:
@@ -383,9 +383,9 @@ def _dev_results(queries: dict[str, str], bm25: BM25Retriever, dense: DenseRetri
             for q, b, d in zip(ids, bm25_hits, dense_hits)}
 
 
-def _ndcg(pipeline: Pipeline, results: dict[str, dict[str, list[Hit]]], qrels: dict) -> float:
+def _dev_metrics(pipeline: Pipeline, results: dict[str, dict[str, list[Hit]]], qrels: dict) -> dict[str, float]:
     fused = {q: best_per_document(pipeline.fuse(r) if "dense" in r else r["bm25"], DEPTH) for q, r in results.items()}
-    return evaluate_run(qrels, run_from_hits(fused), ("ndcg@10",))["ndcg@10"]
+    return evaluate_run(qrels, run_from_hits(fused), ("ndcg@10", "recall@100"))
 
 
 def list_collections(home: str | Path | None = None) -> list[Collection]:

@@ -29,7 +29,7 @@ def first_start() -> None:
     bar.empty()
 
 
-st.title("🩺 MedSearch")
+st.title("MedSearch")
 if not list_collections():
     first_start()
 collections = {c.name: c.manifest["created"] for c in list_collections()}
