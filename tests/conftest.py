@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,3 +38,8 @@ def demo_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("demo-home")
     ensure_demo(home)
     return home
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's home folder (collections and a converted model of ~470 MB)."""
+    shutil.rmtree(os.environ["MEDSEARCH_HOME"], ignore_errors=True)
