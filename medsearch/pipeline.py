@@ -2,7 +2,8 @@
 
 Evidence, strongest first:
 1. dev qrels stored with the collection: every candidate (BM25, dense, RRF and weighted fusion at
-   several dense weights) is scored on them and the best nDCG@10 wins, the simpler one on a tie;
+   several dense weights) is scored on them and the best nDCG@10 wins (a near-tie goes to the
+   higher Recall@100, then to the simpler candidate);
 2. otherwise the dense model's language coverage: the share of chunks written in a language
    the model reads. A model that cannot read the corpus is left out (BM25 alone); one that reads
    all of it is fused with BM25, leaning on the dense side.
@@ -20,7 +21,7 @@ from medsearch.retrieval import Retriever, search_many
 from medsearch.text import detect_lang
 
 DEPTH = 100
-TIE = 0.002  # nDCG@10 differences below this are noise: prefer the simpler pipeline
+TIE = 0.002  # dev nDCG@10 differences below this count as a tie
 CANDIDATES = [("bm25", 0.0), ("dense", 1.0)] + [(m, w) for m in ("rrf", "weighted") for w in (0.3, 0.5, 0.7)]
 
 
@@ -34,9 +35,10 @@ class Pipeline:
     evidence: dict = field(default_factory=dict)
 
     def label(self) -> str:
+        names = {"bm25": "BM25", "dense": "dense", "rrf": "RRF fusion", "weighted": "weighted fusion"}
         if self.method in ("bm25", "dense"):
-            return self.method.upper() if self.method == "bm25" else "dense"
-        return f"{self.method.upper() if self.method == 'rrf' else 'weighted'} fusion, dense weight {self.dense_weight:g}"
+            return names[self.method]
+        return f"{names[self.method]}, dense weight {self.dense_weight:g}"
 
     def to_dict(self) -> dict:
         return asdict(self)
