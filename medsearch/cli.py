@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 import warnings
 from collections.abc import Sequence
 
@@ -75,7 +74,8 @@ def _search(args: argparse.Namespace) -> int:
         chunk = collection.chunks[hit.chunk_id]
         source = collection.documents[hit.doc_id].source
         print(f"{hit.rank:>3}. [{hit.score:.4f}] {chunk.title or hit.doc_id}  ({hit.doc_id}; {source})")
-        print(textwrap.indent(textwrap.shorten(chunk.text, 240, placeholder=" …"), "     "))
+        snippet = " ".join(chunk.text.split())
+        print("     " + (snippet[:200] + " …" if len(snippet) > 200 else snippet))
     if not hits:
         print("no results")
     return 0
