@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -30,7 +29,7 @@ from medsearch.chunking import chunk_documents
 from medsearch.dense import DenseRetriever, VectorIndex
 from medsearch.encoders import canonical, default_model, load_encoder
 from medsearch.fusion import HybridRetriever
-from medsearch.home import medsearch_home
+from medsearch.home import medsearch_home, replace_folder
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
@@ -102,24 +101,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _replace_folder(target: Path, build: Callable[[Path], None]) -> None:
-    """Run `build` on a fresh temporary folder, then swap it in for `target`."""
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        old = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(target, old)
-        os.rename(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
-
-
 def _recover(target: Path) -> None:
     """If a swap was killed between its two renames, put the previous collection back."""
     if not target.exists():
@@ -148,7 +129,7 @@ class Collection:
         """
         target = medsearch_home(home) / validate_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_folder(target, lambda tmp: _build(tmp, name, documents, options or BuildOptions(), eval_set,
+        replace_folder(target, lambda tmp: _build(tmp, name, documents, options or BuildOptions(), eval_set,
                                                    progress or (lambda *_: None), reuse))
         return cls(target)
 

