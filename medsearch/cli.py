@@ -52,6 +52,8 @@ def _ingest(args: argparse.Namespace) -> int:
         collection = Collection.create(args.name, documents, build, home=args.home, progress=progress)
     s = collection.summary()
     print(f"{s['name']}: {s['documents']} documents, {s['chunks']} chunks, models: {s['models']}")
+    if collection.default_model:
+        print(f"default dense model: {collection.default_model} ({collection.manifest['default_model_reason']})")
     for model in collection.models:
         print(f"auto with {model}: {collection.pipeline(model).label()} ({collection.pipeline(model).reason})")
     return 1 if errors and args.strict else 0

@@ -27,7 +27,7 @@ from pathlib import Path
 from medsearch import __version__
 from medsearch.chunking import chunk_documents
 from medsearch.dense import DenseRetriever, VectorIndex
-from medsearch.encoders import canonical, default_model, load_encoder
+from medsearch.encoders import canonical, default_model, default_model_reason, load_encoder
 from medsearch.fusion import HybridRetriever
 from medsearch.home import medsearch_home, replace_folder
 from medsearch.metrics import evaluate_run, run_from_hits
@@ -323,6 +323,7 @@ def _build(folder: Path, name: str, documents: list[Document], options: BuildOpt
         "sparse": {"bm25": {"method": options.bm25_method, "library": "bm25s"},
                    "tfidf": {"library": "scikit-learn"}, "tokenizer": tokenizer.config()},
         "dense": dense, "default_model": models[0] if models else None,
+        "default_model_reason": "Chosen when building." if options.models is not None else default_model_reason(mix),
         "eval": {split: len(q) for split, q in eval_set.qrels.items()} if eval_set else {},
         "versions": _versions(),
     }

