@@ -2,6 +2,24 @@
 
 import streamlit as st
 
+from medsearch.i18n import Texts
+from pages.common import language_switch, texts
+
+TEXTS = Texts({
+    "search": ("Search", "检索"), "compare": ("Compare BM25 vs dense", "BM25 与稠密检索对比"),
+    "corpus": ("Corpus", "语料"), "learn": ("Learn", "入门讲解"),
+    "find": ("Find", "查找"), "data": ("Data", "数据"), "about": ("Understand", "了解原理"),
+    "note": ("MedSearch supports and does not replace clinical judgement.",
+             "MedSearch 辅助而不取代临床判断。"),
+})
+
 st.set_page_config(page_title="MedSearch", page_icon="🩺", layout="wide")
-page = st.navigation([st.Page("pages/search.py", title="Search · 检索", icon="🔎", default=True)])
-page.run()
+language_switch()
+t = texts(TEXTS)
+pages = {
+    t("find"): [st.Page("pages/search.py", title=t("search"), icon=":material/search:", default=True),
+                st.Page("pages/compare.py", title=t("compare"), icon=":material/compare_arrows:")],
+    t("data"): [st.Page("pages/corpus.py", title=t("corpus"), icon=":material/library_books:")],
+}
+st.sidebar.caption(t("note"))
+st.navigation(pages).run()

@@ -29,9 +29,10 @@ from medsearch.chunking import chunk_documents
 from medsearch.dense import DenseRetriever, VectorIndex
 from medsearch.encoders import canonical, default_model, default_model_reason, load_encoder
 from medsearch.fusion import HybridRetriever
+from medsearch.i18n import REASONS
 from medsearch.home import medsearch_home, replace_folder
 from medsearch.metrics import evaluate_run, run_from_hits
-from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, tune
+from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, no_dense, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.retrieval import ChunkTable, Retriever, best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TfidfRetriever
@@ -162,6 +163,14 @@ class Collection:
     def default_model(self) -> str | None:
         return self.manifest.get("default_model")
 
+    def model_reason(self, lang: str = "en") -> str:
+        """Why the default dense model is the one it is, in English or Chinese."""
+        if not self.default_model:
+            return REASONS("model_none", lang)
+        if self.manifest.get("default_model_reason") == REASONS("model_chosen", "en"):
+            return REASONS("model_chosen", lang)
+        return default_model_reason(self.manifest["languages"], lang)
+
     @cached_property
     def documents(self) -> dict[str, Document]:
         return {row["id"]: Document(**row) for row in _read_jsonl(self.folder / "documents.jsonl")}
@@ -198,7 +207,7 @@ class Collection:
             return TfidfRetriever.load(self.folder / "sparse" / "tfidf", self.table, self.tokenizer)
         bm25 = self.retriever("bm25")
         if kind == "auto" and model is None:
-            return AutoRetriever(Pipeline("bm25", 0.0, "No dense index in this collection."), bm25, None)
+            return AutoRetriever(no_dense(), bm25, None)
         dense = self._dense(model)
         if kind == "dense":
             return dense
@@ -217,20 +226,36 @@ class Collection:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""
         model = canonical(model) if model else self.default_model
         if not model or model not in self.manifest["dense"]:
-            return Pipeline("bm25", 0.0, "No dense index in this collection.")
+            return no_dense()
         return Pipeline.from_dict(self.manifest["dense"][model]["auto"])
 
     def search(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
                filters: Mapping[str, object] | None = None) -> list[Hit]:
-        """Top-k chunks for a query; `filters` keeps chunks whose metadata equals the given values."""
+        """Top-k chunks for a query.
+
+        `filters` keeps chunks whose metadata matches: {column: value} or {column: [allowed values]},
+        compared as text; an empty list of allowed values does not filter that column.
+        """
         if not query.strip():
             raise MedSearchError("The query is empty.")
-        depth = k * 20 if filters else k
-        hits = self.retriever(retriever, model).search(query, depth)
-        if filters:
-            hits = [h for h in hits if all(self.chunks[h.chunk_id].metadata.get(f) == v for f, v in filters.items())]
-            hits = [Hit(h.chunk_id, h.doc_id, h.score, rank, h.retriever) for rank, h in enumerate(hits[:k], 1)]
-        return hits
+        wanted = {col: {str(v) for v in (allowed if isinstance(allowed, (list, tuple, set, frozenset)) else [allowed])}
+                  for col, allowed in (filters or {}).items()}
+        wanted = {col: values for col, values in wanted.items() if values}
+        if not wanted:
+            return self.retriever(retriever, model).search(query, k)
+        hits = self.retriever(retriever, model).search(query, max(k * 20, 200))
+        hits = [h for h in hits if all(str(self.chunks[h.chunk_id].metadata.get(col)) in values
+                                       for col, values in wanted.items())]
+        return [Hit(h.chunk_id, h.doc_id, h.score, rank, h.retriever) for rank, h in enumerate(hits[:k], 1)]
+
+    def facets(self, max_values: int = 40) -> dict[str, list[str]]:
+        """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values."""
+        values: dict[str, set[str]] = {}
+        for doc in self.documents.values():
+            for col, value in doc.metadata.items():
+                if isinstance(value, (str, int, float)) and str(value).strip():
+                    values.setdefault(col, set()).add(str(value))
+        return {col: sorted(found) for col, found in sorted(values.items()) if 2 <= len(found) <= max_values}
 
     def search_documents(self, queries: list[str], k: int = 10, retriever: str = "auto",
                          model: str | None = None) -> list[list[Hit]]:
@@ -323,7 +348,7 @@ def _build(folder: Path, name: str, documents: list[Document], options: BuildOpt
         "sparse": {"bm25": {"method": options.bm25_method, "library": "bm25s"},
                    "tfidf": {"library": "scikit-learn"}, "tokenizer": tokenizer.config()},
         "dense": dense, "default_model": models[0] if models else None,
-        "default_model_reason": "Chosen when building." if options.models is not None else default_model_reason(mix),
+        "default_model_reason": REASONS("model_chosen", "en") if options.models is not None else default_model_reason(mix),
         "eval": {split: len(q) for split, q in eval_set.qrels.items()} if eval_set else {},
         "versions": _versions(),
     }

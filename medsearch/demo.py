@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from medsearch.collection import BuildOptions, Collection, Progress
@@ -17,3 +18,16 @@ def ensure_demo(home: str | Path | None = None, progress: Progress | None = None
         return Collection.open(DEMO_NAME, home)
     documents, eval_set = load_beir(DEMO_DIR)
     return Collection.create(DEMO_NAME, documents, BuildOptions(), home=home, eval_set=eval_set, progress=progress)
+
+
+def examples(per_language: int = 1) -> dict[str, list[str]]:
+    """Judged demo queries by medical scenario (patient_qa, clinical_decision, literature, knowledge_base)."""
+    found: dict[str, list[str]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    with (DEMO_DIR / "queries.jsonl").open(encoding="utf-8") as lines:
+        for row in map(json.loads, filter(str.strip, lines)):
+            key = (row["metadata"]["scenario"], row["metadata"]["lang"])
+            counts[key] = counts.get(key, 0) + 1
+            if counts[key] <= per_language:
+                found.setdefault(key[0], []).append(row["text"])
+    return found

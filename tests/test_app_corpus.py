@@ -1,0 +1,99 @@
+"""The Corpus page through AppTest: uploads (CSV, GB18030 TXT, broken files), column mapping, build, delete."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from medsearch.collection import BuildOptions, Collection
+from medsearch.records import Document
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+CSV = ("id,question,answer,department\n"
+       "1,头痛怎么办,多休息，必要时服用对乙酰氨基酚等止痛药。,神经内科\n"
+       "2,What is asthma?,Asthma is a chronic disease of the airways that causes wheezing.,respiratory\n").encode()
+TXT = "高血压患者应低盐饮食，每日食盐不超过5克。\n\n糖尿病患者需要定期监测血糖和糖化血红蛋白。\n".encode("gb18030")
+
+
+def corpus_page(home, monkeypatch, lang: str = "en") -> AppTest:
+    monkeypatch.setenv("MEDSEARCH_HOME", str(home))
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["lang"] = lang
+    app.switch_page("pages/corpus.py").run()
+    assert not app.exception
+    return app
+
+
+def click(app: AppTest, label: str) -> AppTest:
+    next(b for b in app.button if b.label == label).click().run()
+    assert not app.exception
+    return app
+
+
+def upload(app: AppTest) -> AppTest:
+    app.file_uploader[0].set_value([("qa.csv", CSV, "text/csv"), ("notes.txt", TXT, "text/plain"),
+                                    ("broken.pdf", b"%PDF-1.4 not really a pdf", "application/pdf"),
+                                    ("slides.pptx", b"PK\x03\x04", "application/octet-stream")]).run()
+    assert not app.exception
+    return app
+
+
+def test_upload_reads_good_files_and_names_bad_ones(tmp_path, monkeypatch):
+    app = upload(corpus_page(tmp_path, monkeypatch))
+    errors = [e.value for e in app.error]
+    assert any("broken.pdf" in e for e in errors) and any("slides.pptx" in e for e in errors)
+    captions = [c.value for c in app.caption]
+    assert "qa.csv: 2 documents" in captions and "notes.txt: 1 documents" in captions
+    table = app.dataframe[0].value
+    assert list(table["source"]) == ["qa.csv", "qa.csv", "notes.txt"]
+    assert "低盐饮食" in table["text"].iloc[2]  # GB18030 decoded
+    assert table["title"].iloc[0] == "头痛怎么办" and table["metadata"].iloc[0] == "department=神经内科"
+
+
+def test_column_mapping_and_build(tmp_path, monkeypatch):
+    app = upload(corpus_page(tmp_path, monkeypatch))
+    app.selectbox(key="text-qa.csv").select("question").run()
+    app.selectbox(key="title-qa.csv").select("(none)").run()
+    assert app.dataframe[0].value["text"].iloc[0] == "头痛怎么办"
+    app.text_input[0].input("clinic").run()
+    app.selectbox(key="new-model").select("bm25").run()
+    click(app, "Build the collection")
+    assert any("'clinic' is ready: 3 documents" in s.value for s in app.success)
+    built = Collection.open("clinic", tmp_path)
+    assert built.documents["1"].text == "头痛怎么办" and built.documents["1"].metadata == {"department": "神经内科"}
+    assert built.search("血糖", 1, "bm25")[0].doc_id == "notes"
+
+
+def test_existing_name_is_refused_and_kept(tmp_path, monkeypatch):
+    Collection.create("qa", [Document("keep", "saved before")], BuildOptions(models=[]), home=tmp_path)
+    app = upload(corpus_page(tmp_path, monkeypatch, "zh"))
+    app.selectbox(key="new-model").select("bm25").run()
+    click(app, "构建文档集")
+    assert any("已存在" in e.value for e in app.error)
+    assert list(Collection.open("qa", tmp_path).documents) == ["keep"]
+
+
+def test_add_to_an_existing_collection(tmp_path, monkeypatch):
+    Collection.create("qa", [Document("keep", "saved before")], BuildOptions(models=[]), home=tmp_path)
+    app = upload(corpus_page(tmp_path, monkeypatch))
+    app.radio[-1].set_value("existing").run()
+    click(app, "Build the collection")
+    assert set(Collection.open("qa", tmp_path).documents) == {"keep", "1", "2", "notes"}
+
+
+def test_delete_and_rebuild_ask_for_confirmation(tmp_path, monkeypatch):
+    Collection.create("old", [Document("a", "asthma inhaler technique " * 40)], BuildOptions(models=[]), home=tmp_path)
+    app = corpus_page(tmp_path, monkeypatch)
+    assert app.dataframe[0].value["name"].tolist() == ["old"]
+    app.number_input(key="rebuild-old-chunk").set_value(200).run()
+    click(app, "Rebuild")
+    assert Collection.open("old", tmp_path).options.chunk_size == 500  # nothing happens before "yes"
+    click(app, "Yes, do it")
+    rebuilt = Collection.open("old", tmp_path)
+    assert rebuilt.options.chunk_size == 200 and rebuilt.manifest["counts"]["chunks"] > 1
+    click(app, "Delete")
+    click(app, "Cancel")
+    assert Collection.exists("old", tmp_path)
+    click(app, "Delete")
+    click(app, "Yes, do it")
+    assert not Collection.exists("old", tmp_path)
+    assert any("'old' deleted" in s.value for s in app.success)
