@@ -15,6 +15,7 @@ TEXTS = Texts({
     "language": ("Language · 语言", "语言 · Language"),
     "collection": ("Collection", "文档集"),
     "first_start": ("Building the demo collection (first start only)…", "正在构建演示文档集（仅首次启动）…"),
+    "choose": ("Choose", "请选择"),
     "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
 })
 
@@ -32,17 +33,26 @@ def texts(catalogue: Texts) -> Translate:
     return catalogue.bind(lang())
 
 
+def _switched() -> None:
+    st.session_state.lang = st.session_state.lang_switch
+
+
 def language_switch() -> None:
     """中文 / English in the sidebar, remembered for the session."""
-    lang()
-    st.sidebar.radio(TEXTS("language", lang()), list(LANGUAGES), format_func=LANGUAGES.get,
-                     key="lang", horizontal=True)
+    current = lang()
+    st.sidebar.radio(TEXTS("language", current), list(LANGUAGES), index=list(LANGUAGES).index(current),
+                     format_func=LANGUAGES.get, key="lang_switch", on_change=_switched, horizontal=True)
 
 
 @st.cache_resource(show_spinner=False)
 def open_collection(name: str, created: str) -> Collection:
     """One Collection (with its loaded indexes and models) per process and build, shared by sessions."""
     return Collection.open(name)
+
+
+def choose() -> str:
+    """The placeholder of an empty multiselect, in the session's language."""
+    return TEXTS("choose", lang())
 
 
 def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:

@@ -9,7 +9,7 @@ from medsearch.compare import SHOWN_METRICS, Comparison, compare, judged, per_qu
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from pages.common import lang, pick_collection, texts
+from pages.common import choose, lang, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("BM25 vs dense, side by side", "BM25 与稠密检索对比"),
@@ -101,7 +101,7 @@ def relevance(collection, result: Comparison, query: str) -> dict[str, int]:
     grades = judged(collection, query)
     shown = list(dict.fromkeys(e.hit.doc_id for entries in result.columns.values() for e in entries))
     titles = {d: collection.documents[d].title or d for d in shown}
-    marked = st.multiselect(t("relevant"), shown, default=[d for d in shown if grades.get(d, 0) > 0],
+    marked = st.multiselect(t("relevant"), shown, default=[d for d in shown if grades.get(d, 0) > 0], placeholder=choose(),
                             format_func=lambda d: f"{titles[d]} ({d})", key=f"rel-{collection.name}-{query}")
     return {d: g for d, g in grades.items() if d not in shown and g > 0} | {d: grades.get(d) or 1 for d in marked}
 

@@ -8,7 +8,7 @@ from medsearch.i18n import Texts
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
-from pages.common import progress_bar, texts
+from pages.common import choose, progress_bar, texts
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -84,7 +84,8 @@ def column_options(name: str, data: bytes) -> IngestOptions:
                                   index=mapping.columns.index(mapping.title) + 1 if mapping.title else 0)
         doc_id = cols[2].selectbox(t("id_col"), [none] + mapping.columns, key=f"id-{name}",
                                    index=mapping.columns.index(mapping.id) + 1 if mapping.id else 0)
-        meta = st.multiselect(t("meta_cols"), mapping.columns, default=mapping.metadata, key=f"meta-{name}")
+        meta = st.multiselect(t("meta_cols"), mapping.columns, default=mapping.metadata, key=f"meta-{name}",
+                              placeholder=choose())
     picked = lambda col: None if col == none else col  # noqa: E731
     return IngestOptions(text_column=text, title_column=picked(title), id_column=picked(doc_id),
                          metadata_columns=[c for c in meta if c not in (text, title, doc_id)])

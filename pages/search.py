@@ -9,7 +9,7 @@ from medsearch.demo import examples
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from pages.common import lang, pick_collection, texts
+from pages.common import choose, lang, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("Search medical text", "医学文本检索"),
@@ -93,7 +93,8 @@ with right:
     if facets:
         st.markdown(f"**{t('filters')}**")
     chosen = {col: st.multiselect(t(f"col_{col}") if f"col_{col}" in TEXTS.entries else col, values,
-                                  key=f"filter-{collection.name}-{col}") for col, values in facets.items()}
+                                  key=f"filter-{collection.name}-{col}", placeholder=choose())
+              for col, values in facets.items()}
 
 with left:
     if "doc" in st.query_params:

