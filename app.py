@@ -18,7 +18,8 @@ language_switch()
 t = texts(TEXTS)
 pages = {
     t("find"): [st.Page("pages/search.py", title=t("search"), icon=":material/search:", default=True),
-                st.Page("pages/compare.py", title=t("compare"), icon=":material/compare_arrows:")],
+                st.Page("pages/compare.py", title=t("compare"), icon=":material/compare_arrows:"),
+                st.Page("pages/answers.py", title=t("answers"), icon=":material/forum:")],
     t("data"): [st.Page("pages/corpus.py", title=t("corpus"), icon=":material/library_books:")],
     t("about"): [st.Page("pages/learn.py", title=t("learn"), icon=":material/school:")],
 }

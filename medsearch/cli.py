@@ -1,4 +1,4 @@
-"""The `medsearch` command: ingest, search, evaluate, convert, collections."""
+"""The `medsearch` command: ingest, search, ask, evaluate, convert, collections."""
 
 from __future__ import annotations
 
@@ -27,6 +27,32 @@ class BarProgress:
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+    from medsearch.rag import Asking, generator_for
+
+    collection = Collection.open(args.collection, args.home)
+    asking = Asking(collection, args.question, generator_for(collection, args.generator), args.k)
+    error = None
+    try:
+        for piece in asking.pieces():
+            print(piece, end="", flush=True)
+    except MedSearchError as exc:
+        error = exc
+    answer = asking.result()
+    print()
+    if error:
+        raise error
+    print(f"\n[{'extractive, no language model' if answer.extractive else answer.generator}] "
+          f"retrieval {answer.retrieval_ms:.0f} ms, generation {answer.generation_ms:.0f} ms")
+    for p in answer.passages:
+        mark = "*" if p.n in answer.citations else " "
+        print(f"{mark}[{p.n}] {p.title or p.doc_id} - {p.source or '-'} ({p.doc_id})")
+    if answer.unknown_citations:
+        print(f"warning: the answer cites passages that do not exist: {answer.unknown_citations}", file=sys.stderr)
+    return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -171,6 +197,13 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("-k", type=int, default=10)
     srch.add_argument("--json", action="store_true")
     srch.set_defaults(run=_search)
+
+    ask = sub.add_parser("ask", help="answer a question from a collection's passages, with [n] citations")
+    ask.add_argument("collection"), ask.add_argument("question")
+    ask.add_argument("--generator", help="extractive (default), openai:MODEL@BASE_URL or hf:ID_OR_FOLDER "
+                                         "(default: $MEDSEARCH_LLM, else extractive)")
+    ask.add_argument("-k", type=int, default=5, help="passages to retrieve")
+    ask.set_defaults(run=_ask)
 
     ev = sub.add_parser("evaluate", help="metrics on a BEIR folder")
     ev.add_argument("folder")

@@ -5,7 +5,7 @@ import html
 import plotly.graph_objects as go
 import streamlit as st
 
-from medsearch.compare import SHOWN_METRICS, Comparison, compare, judged, per_query
+from medsearch.compare import Comparison, compare, judged, per_query
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError

@@ -12,6 +12,8 @@ import pytest
 # Tests never touch the user's collections or converted models.
 os.environ["MEDSEARCH_HOME"] = tempfile.mkdtemp(prefix="medsearch-test-home-")
 
+pytest_plugins = ["tests.chat_server"]  # the `endpoint` fixture: a local OpenAI-compatible chat server
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

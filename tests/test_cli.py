@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,15 @@ def test_convert_then_evaluate(tmp_path):
     assert "wrote" in run("convert", str(qa), str(out), home=tmp_path / "home").stdout
     report = json.loads(run("evaluate", str(out), "--retriever", "bm25", "--json", home=tmp_path / "home").stdout)
     assert report["queries"] == 16 and report["mrr@10"] > 0.9
+
+
+def test_ask_streams_a_cited_answer(demo_home):
+    done = run("ask", "demo", "孕妇能吃头孢吗？", home=demo_home)
+    assert re.search(r"\[\d\]", done.stdout.splitlines()[0]) and "extractive, no language model" in done.stdout
+    assert re.search(r"^\*\[\d\] .+\(d02\d\)$", done.stdout, re.M)
+
+
+def test_ask_with_an_unreachable_server_fails_in_one_line(demo_home):
+    done = run("ask", "demo", "asthma", "--generator", "openai:m@http://127.0.0.1:9/v1", home=demo_home, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "unreachable" in done.stderr

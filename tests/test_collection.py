@@ -1,6 +1,5 @@
 """Collections on disk: round trip, validation, atomic rebuilds, retrievers, auto pipeline."""
 
-import json
 
 import pytest
 

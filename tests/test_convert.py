@@ -71,8 +71,8 @@ def test_split_is_deterministic_and_seeded(tmp_path):
     rows = "\n".join(f"question {i}?,answer {i}." for i in range(50))
     src.write_text("question,answer\n" + rows + "\n", encoding="utf-8")
     a = convert(src, tmp_path / "a", seed=1)
-    b = convert(src, tmp_path / "b", seed=1)
-    c = convert(src, tmp_path / "c", seed=2)
+    convert(src, tmp_path / "b", seed=1)
+    convert(src, tmp_path / "c", seed=2)
     assert a["dev_queries"] == 10 and a["test_queries"] == 40
     dev = lambda p: (p / "qrels" / "dev.tsv").read_text()  # noqa: E731
     assert dev(tmp_path / "a") == dev(tmp_path / "b") != dev(tmp_path / "c")

@@ -1,7 +1,7 @@
 """End to end in a real headless Chromium: `streamlit run app.py` on a free port, driven by Selenium.
 
 Each language gets its own browser session: switch the UI language with the sidebar switch, search,
-upload a file on the Corpus page, open Compare (and its per-query chart) and Learn. Screenshots of
+upload a file on the Corpus page, open Compare (and its per-query chart), get a cited answer, open Learn. Screenshots of
 every page in both languages go to test-artifacts/screenshots/.
 """
 
@@ -29,12 +29,14 @@ WORDS = {
            "compare": "Compare BM25 vs dense", "learn": "Learn", "read": "qa.csv: 2 documents",
            "broken": "broken.pdf", "run_set": "Run all 40 judged queries", "wins": "Dense better on",
            "search": "Search", "query": "How do I recognize a stroke?",
-           "answer_button": "Retrieve and answer", "answer": "Answer (extractive, no language model)"},
+           "answer_button": "Retrieve and answer", "answer": "Answer (extractive, no language model)",
+           "answers": "Answers", "extractive": "Extractive answer"},
     "zh": {"lang": "中文", "box": "问题或关键词", "found": "条结果", "corpus": "语料",
            "compare": "BM25 与稠密检索对比", "learn": "入门讲解", "read": "qa.csv：2 篇文档",
            "broken": "broken.pdf", "run_set": "运行全部 40 条已标注查询", "wins": "稠密检索在",
            "search": "检索", "query": "血压升高应该怎么办？",
-           "answer_button": "检索并回答", "answer": "回答（抽取式，未使用语言模型）"},
+           "answer_button": "检索并回答", "answer": "回答（抽取式，未使用语言模型）",
+           "answers": "回答", "extractive": "抽取式回答"},
 }
 
 
@@ -168,6 +170,12 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     page.scroll_to(page.xpath('//*[contains(@class, "plot-container")]'))
     page.shot("compare-chart")
 
+    page.click_text(w["answers"], '//*[@data-testid="stSidebar"]')
+    page.click_text(w["query"])
+    page.text_appears(w["extractive"])
+    page.xpath('//a[starts-with(@href, "#passage-")]')
+    page.shot("answers")
+
     page.click_text(w["learn"], '//*[@data-testid="stSidebar"]')
     page.text_appears("BM25")
     page.shot("learn")
@@ -176,5 +184,5 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     citation = page.xpath('//a[starts-with(@href, "#passage-")]')
     page.scroll_to(citation)
     page.shot("learn-answer")
-    for name in ("search", "corpus", "compare", "compare-chart", "learn", "learn-answer"):
+    for name in ("search", "corpus", "compare", "compare-chart", "answers", "learn", "learn-answer"):
         assert (SHOTS / f"{name}-{lang}.png").stat().st_size > 20_000

@@ -1,0 +1,292 @@
+"""Generators write the answer of a grounded search: a language model, or the offline extractive answer.
+
+Every generator has the one entry point the RAG layer calls, `respond(question, passages)`, which
+yields the answer's text in pieces as they come, citing passages as [n]; `name` says which generator
+answered and `extractive` whether the text is quoted sentences rather than a model's words.
+
+- `ExtractiveGenerator` (the offline default) needs the passages, not a prompt: it yields
+  `grounding.extractive_answer` one cited sentence at a time.
+- Language models are `ChatGenerator`s: `respond` streams `stream(grounded_prompt(question, passages))`,
+  and `stream(messages)` takes any chat messages. `OpenAIChatGenerator` speaks the OpenAI chat API
+  (Ollama, vLLM, llama.cpp server, DeepSeek, DashScope, OpenAI); `HFLocalGenerator` runs a local
+  Hugging Face chat model on CPU.
+
+`make_generator(spec)` picks one from a spec: "extractive" (or nothing), `openai:MODEL@BASE_URL`,
+`hf:ID_OR_FOLDER` (`medsearch.rag.generator_for` adds the `MEDSEARCH_LLM` default).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import threading
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from medsearch.grounding import Passage, extractive_answer, grounded_prompt
+from medsearch.records import MedSearchError
+
+Messages = list[dict[str, str]]
+_CITED_SENTENCE = re.compile(r".*?\[\d+\]\s*|.+", re.DOTALL)
+
+
+class Generator(Protocol):
+    """Writes an answer to a question from numbered passages, citing them as [n]."""
+
+    name: str
+    extractive: bool
+
+    def respond(self, question: str, passages: Sequence[Passage]) -> Iterator[str]: ...
+
+
+class ChatGenerator(ABC):
+    """A language model that answers chat messages; it answers passages through `grounded_prompt`."""
+
+    name: str
+    extractive = False
+
+    @abstractmethod
+    def stream(self, messages: Messages) -> Iterator[str]:
+        """The reply to chat messages, in pieces as they arrive."""
+
+    def respond(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        return self.stream(grounded_prompt(question, passages))
+
+
+def generate(generator: ChatGenerator, messages: Messages) -> str:
+    """The whole reply to chat messages."""
+    return "".join(generator.stream(messages))
+
+
+class ExtractiveGenerator:
+    """The passages' sentences closest to the question, each with its [n]; no language model."""
+
+    name = "extractive"
+    extractive = True
+
+    def __init__(self, encoder: Any = None, tokenizer: Callable[[str], list[str]] | None = None,
+                 max_sentences: int = 3) -> None:
+        self.encoder, self.tokenizer, self.max_sentences = encoder, tokenizer, max_sentences
+
+    def respond(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        answer = extractive_answer(question, passages, self.encoder, self.tokenizer, self.max_sentences)
+        yield from _CITED_SENTENCE.findall(answer.text)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses redirects, so the prompt and the key go to the configured URL only."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _error_message(body: Any) -> str | None:
+    """The message of an error body: {"error": {"message": ...}}, {"error": "..."} or {"message": ...}."""
+    detail = body.get("error", body) if isinstance(body, dict) else None
+    message = (detail.get("message") or detail.get("detail")) if isinstance(detail, dict) else detail
+    return str(message)[:200] if message else None
+
+
+def _server_message(error: urllib.error.HTTPError) -> str:
+    """': <message>' when the body of an HTTP error holds one, else ''."""
+    try:
+        message = _error_message(json.loads(error.read() or b"{}"))
+    except (ValueError, OSError):
+        message = None
+    return f": {message}" if message else ""
+
+
+class OpenAIChatGenerator(ChatGenerator):
+    """An OpenAI-compatible `/chat/completions` endpoint, streamed as server-sent events by default.
+
+    The key is `api_key`, else `$MEDSEARCH_LLM_API_KEY` (`api_key_env`), else `$OPENAI_API_KEY`.
+    `timeout` bounds connecting and every wait for more of the reply, not the whole answer.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None,
+                 api_key_env: str = "MEDSEARCH_LLM_API_KEY", timeout: float = 60.0,
+                 temperature: float = 0.1, max_tokens: int = 768, stream: bool = True) -> None:
+        base_url = base_url.rstrip("/")
+        self.name, self.model, self.url = f"openai:{model}@{base_url}", model, f"{base_url}/chat/completions"
+        self.api_key, self.api_key_env, self.timeout = api_key, api_key_env, timeout
+        self.temperature, self.max_tokens, self.streaming = temperature, max_tokens, stream
+
+    def _request(self, messages: Messages) -> urllib.request.Request:
+        key = self.api_key or os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        body = {"model": self.model, "messages": messages, "stream": self.streaming,
+                "temperature": self.temperature, "max_tokens": self.max_tokens}
+        return urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        try:
+            with _OPENER.open(self._request(messages), timeout=self.timeout) as response:
+                if "text/event-stream" in response.headers.get("Content-Type", ""):  # a server may ignore `stream`
+                    yield from self._events(response)
+                else:
+                    yield self._reply(response.read())
+        except urllib.error.HTTPError as exc:
+            raise MedSearchError(f"LLM endpoint {self.url} answered HTTP {exc.code}{_server_message(exc)}.") from exc
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise self._timed_out() from exc
+            raise MedSearchError(f"LLM endpoint {self.url} is unreachable: {exc.reason}.") from exc
+        except TimeoutError as exc:
+            raise self._timed_out() from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise MedSearchError(f"Connection to LLM endpoint {self.url} broke: {exc!r}.") from exc
+
+    def _events(self, response: http.client.HTTPResponse) -> Iterator[str]:
+        """Content pieces of server-sent events `data: {chunk}` up to `data: [DONE]`."""
+        answered = False
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue  # blank separators, `: keep-alive` comments, event: / id: fields
+            data = line[len("data:"):].strip()
+            if data == "[DONE]":
+                return
+            piece = self._content(self._json(data), "delta")
+            if piece:
+                answered = True
+                yield piece
+        if not answered:
+            raise self._no_answer()
+
+    def _reply(self, body: bytes) -> str:
+        """The content of a whole (non-streamed) chat completion."""
+        content = self._content(self._json(body), "message")
+        if not content:
+            raise self._no_answer()
+        return content
+
+    def _json(self, data: str | bytes) -> dict[str, Any]:
+        """A JSON object sent by the endpoint; an error object it sent becomes a MedSearchError."""
+        try:
+            value = json.loads(data)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            raise MedSearchError(f"LLM endpoint {self.url} sent a malformed reply: {text[:80]!r}.")
+        if value.get("error"):
+            message = _error_message(value) or str(value["error"])[:200]
+            raise MedSearchError(f"LLM endpoint {self.url} reported an error: {message}.")
+        return value
+
+    def _content(self, body: dict[str, Any], key: str) -> str | None:
+        """`choices[0][key].content` ('delta' in a stream chunk, 'message' in a whole reply)."""
+        try:
+            return body["choices"][0][key].get("content") if body.get("choices") else None
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise MedSearchError(f"LLM endpoint {self.url} sent a chunk that is not a chat completion.") from exc
+
+    def _timed_out(self) -> MedSearchError:
+        return MedSearchError(f"LLM endpoint {self.url} sent nothing for {self.timeout:g} s (timeout).")
+
+    def _no_answer(self) -> MedSearchError:
+        return MedSearchError(f"LLM endpoint {self.url} ended its reply without any answer text.")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [repr(exc)])[0][:200]
+
+
+class HFLocalGenerator(ChatGenerator):
+    """A Hugging Face causal chat model (hub id or local folder), loaded on first use, decoding greedily.
+
+    The hub id honours HF_ENDPOINT and offline mode as transformers does. Generation runs in a
+    background thread feeding a `TextIteratorStreamer`; it stops when the reader stops reading.
+    """
+
+    def __init__(self, model_id_or_folder: str, max_new_tokens: int = 256, device: str = "cpu") -> None:
+        self.name, self.source = f"hf:{model_id_or_folder}", model_id_or_folder
+        self.max_new_tokens, self.device = max_new_tokens, device
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def _load(self) -> tuple[Any, Any]:
+        """(model, tokenizer), loaded once."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._from_pretrained()
+        return self._loaded
+
+    def _from_pretrained(self) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.source)
+            dtype = "float32" if self.device == "cpu" else "auto"  # bf16 checkpoints are slow on most CPUs
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype).to(self.device).eval()
+        except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
+            raise MedSearchError(
+                f"Cannot load language model '{self.source}': {_first_line(exc)}. Give a local "
+                "folder, or a Hugging Face id reachable directly or through HF_ENDPOINT.") from exc
+        if not tokenizer.chat_template:
+            raise MedSearchError(f"Language model '{self.source}' has no chat template: use an instruction-tuned "
+                                 "(chat) model, e.g. Qwen/Qwen2.5-0.5B-Instruct.")
+        return model, tokenizer
+
+    def prompt(self, messages: Messages) -> str:
+        """The messages in the model's chat template, ending where the assistant's reply begins."""
+        return self._load()[1].apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        from transformers import StoppingCriteria, TextIteratorStreamer
+
+        model, tokenizer = self._load()
+        inputs = tokenizer(self.prompt(messages), return_tensors="pt", add_special_tokens=False).to(self.device)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        pad = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+        stop, failures = threading.Event(), []
+
+        class Abandoned(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                return stop.is_set()
+
+        def run() -> None:
+            try:
+                model.generate(**inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False,
+                               stopping_criteria=[Abandoned()], pad_token_id=pad)
+            except Exception as exc:  # noqa: BLE001 - reported in the reader's thread below
+                failures.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True, name=f"generate {self.source}")
+        thread.start()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:
+            stop.set()
+        thread.join()
+        if failures:
+            raise MedSearchError(f"Language model '{self.source}' failed: {_first_line(failures[0])}.")
+
+
+def make_generator(spec: str | None = None, **options: Any) -> Generator:
+    """The generator a spec names: None / '' / 'extractive', 'openai:MODEL@BASE_URL' or 'hf:ID_OR_FOLDER'.
+
+    `options` go to its constructor (e.g. timeout=, api_key= or max_new_tokens=). MODEL may hold ':'
+    (Ollama tags such as qwen2.5:7b): the URL starts after the last '@'.
+    """
+    spec = (spec or "").strip()
+    if spec.lower() in ("", "extractive"):
+        return ExtractiveGenerator(**options)
+    if spec.startswith("openai:"):
+        model, _, base_url = spec[len("openai:"):].rpartition("@")
+        if not model or not re.fullmatch(r"https?://\S+", base_url):
+            raise MedSearchError(f"LLM spec must look like openai:MODEL@http://host:port/v1 (got '{spec}').")
+        return OpenAIChatGenerator(base_url, model, **options)
+    if spec.startswith("hf:") and spec[len("hf:"):].strip():
+        return HFLocalGenerator(spec[len("hf:"):].strip(), **options)
+    raise MedSearchError(f"Unknown LLM spec '{spec}': use 'extractive', 'openai:MODEL@http://host:port/v1' "
+                         "or 'hf:MODEL_ID_OR_FOLDER'.")
