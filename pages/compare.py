@@ -9,7 +9,7 @@ from medsearch.compare import Comparison, compare, judged, per_query
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from pages.common import choose, lang, pick_collection, texts
+from pages.common import choose, lang, model_label, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("BM25 vs dense, side by side", "BM25 与稠密检索对比"),
@@ -56,7 +56,7 @@ t = texts(TEXTS)
 
 
 def column_title(kind: str, model: str) -> str:
-    return t("dense", model=model) if kind == "dense" else t(kind)
+    return t("dense", model=model_label(model)) if kind == "dense" else t(kind)
 
 
 def set_query() -> None:
@@ -133,7 +133,7 @@ def query_set(collection, model: str) -> None:
     st.markdown(t("wins", wins=wins, losses=losses, ties=len(rows) - wins - losses))
     left, right = st.columns(2)
     left.metric(f"{t('mean')} · BM25", f"{sum(r['bm25'] for r in rows) / len(rows):.3f}")
-    right.metric(f"{t('mean')} · {model}", f"{sum(r['dense'] for r in rows) / len(rows):.3f}",
+    right.metric(f"{t('mean')} · {model_label(model)}", f"{sum(r['dense'] for r in rows) / len(rows):.3f}",
                  f"{sum(diffs) / len(rows):+.3f}")
 
 
@@ -149,7 +149,8 @@ if not collection.models:
     st.info(t("no_dense"))
     st.stop()
 with side:
-    model = st.selectbox(t("model"), collection.models) if len(collection.models) > 1 else collection.default_model
+    model = (st.selectbox(t("model"), collection.models, format_func=model_label)
+             if len(collection.models) > 1 else collection.default_model)
     k = st.slider(t("k"), 3, 20, 10)
     third = st.radio(t("third"), ["none", "auto", "hybrid"], format_func=lambda o: t("no_third") if o == "none" else t(o),
                      horizontal=True)

@@ -60,7 +60,8 @@ TEXTS = Texts({
                 "“heart attack”与“myocardial infarction”。BM25 只统计共同的词；稠密模型则从大量文本对中学到"
                 "这些说法意思相同。"),
     "s3_button": ("Run BM25 and dense on “{query}”", "用 BM25 和稠密检索运行“{query}”"),
-    "meaning_only": ("💡 says {concept} without all of the query's words", "💡 提到“{concept}”，但不含查询的全部词语"),
+    "meaning_only": (":material/lightbulb: says {concept} without all of the query's words",
+                     ":material/lightbulb: 提到“{concept}”，但不含查询的全部词语"),
     "found": ("Judged relevant in the top {k}: {n}", "前 {k} 条中标注为相关：{n} 条"),
     "similar": ("Cosine similarity to “{anchor}” from the dense model (all embedded as queries). E5 scores "
                 "crowd near the top of the scale: what matters is their order.",

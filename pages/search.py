@@ -9,7 +9,7 @@ from medsearch.demo import examples
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from pages.common import choose, lang, pick_collection, texts
+from pages.common import choose, lang, model_label, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("Search medical text", "医学文本检索"),
@@ -23,7 +23,7 @@ TEXTS = Texts({
     "retriever": ("Retriever", "检索方式"),
     "auto": ("Auto (recommended)", "自动（推荐）"), "bm25": ("BM25 (keywords)", "BM25（关键词）"),
     "dense": ("Dense (meaning)", "稠密（语义）"), "hybrid": ("Hybrid (RRF)", "混合（RRF）"),
-    "results": ("Results", "结果数"),
+    "results": ("Results", "结果数"), "dense_model": ("Dense model", "稠密模型"),
     "filters": ("Filters", "筛选"),
     "col_department": ("Department", "科室"), "col_lang": ("Language", "语言"), "col_topic": ("Topic", "主题"),
     "col_year": ("Year", "年份"), "col_source": ("Source", "来源"),
@@ -88,6 +88,8 @@ with right:
     if collection is None:
         st.stop()
     kind = st.radio(t("retriever"), RETRIEVERS, format_func=t)
+    model = (st.selectbox(t("dense_model"), collection.models, format_func=model_label)
+             if len(collection.models) > 1 else None)
     k = st.slider(t("results"), 3, 30, 10)
     facets = collection.facets()
     if facets:
@@ -107,15 +109,16 @@ with left:
         st.stop()
     try:
         start = time.perf_counter()
-        hits = collection.search(query, k, kind, filters=chosen)
+        hits = collection.search(query, k, kind, model, filters=chosen)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
         st.error(t("error", error=exc))
         st.stop()
     if kind == "auto":
-        plan = collection.retriever("auto").plan(query)
+        plan = collection.retriever("auto", model).plan(query)
         st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
-    st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
+    if model in (None, collection.default_model):
+        st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
     st.caption(t("found", n=len(hits), ms=elapsed))
     if not hits:
         st.info(t("nothing"))

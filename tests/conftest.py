@@ -65,3 +65,18 @@ def open_app(monkeypatch):
         return app
 
     return start
+
+
+@pytest.fixture
+def restore_demo(demo_home):
+    """Tests that change the shared demo (a model added, labels stored) put it back as it was afterwards."""
+    saved = demo_home.parent / f"{demo_home.name}-saved"
+    parts = [p for p in (demo_home / "demo", demo_home / ".stores") if p.exists()]
+    for part in parts:
+        shutil.copytree(part, saved / part.name)
+    yield demo_home
+    for name in ("demo", ".stores"):
+        shutil.rmtree(demo_home / name, ignore_errors=True)
+        if (saved / name).exists():
+            shutil.copytree(saved / name, demo_home / name)
+    shutil.rmtree(saved)

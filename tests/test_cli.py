@@ -132,3 +132,13 @@ def test_ask_with_an_unreachable_server_fails_in_one_line(demo_home):
     done = run("ask", "demo", "asthma", "--generator", "openai:m@http://127.0.0.1:9/v1", home=demo_home, check=False)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "unreachable" in done.stderr
+
+
+def test_mine_writes_seed_triplets_and_saves_them(demo_home, tmp_path):
+    out = tmp_path / "mined.jsonl"
+    done = run("mine", "demo", "--out", str(out), "--retrievers", "bm25", "--negatives", "1", "--save", home=demo_home)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert 30 <= len(rows) <= 40 and set(rows[0]) == {"query", "positive", "negative"}  # ≤ 1 negative per pair
+    assert f"{len(rows)} triplets from 40 pairs" in done.stdout
+    bad = run("mine", "demo", "--out", str(out), "--pairs", str(tmp_path / "none.csv"), home=demo_home, check=False)
+    assert bad.returncode == 1 and "none.csv: file not found" in bad.stderr

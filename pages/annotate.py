@@ -1,0 +1,194 @@
+"""Annotate page: label pooled candidates positive / negative / skip, mine triplets, import and export them."""
+
+import pandas as pd
+import streamlit as st
+
+from medsearch.i18n import Texts
+from medsearch.records import MedSearchError
+from medsearch.store import Store
+from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
+                                read_queries, read_triplets, suggested_negatives, write_triplets)
+from pages.common import pick_collection, progress_bar, texts
+
+TEXTS = Texts({
+    "title": ("Annotate triplets", "标注三元组"),
+    "intro": ("Mark which passages answer the query. Candidates come from BM25 and the dense model, pooled and "
+              "shuffled, without scores, so neither side is favoured.",
+              "标出哪些段落能回答查询。候选来自 BM25 和稠密模型，合并后打乱顺序且不显示分数，避免偏向任何一方。"),
+    "annotator": ("Your name (annotator)", "你的名字（标注人）"),
+    "need_name": ("Enter your name to start labeling.", "请先输入名字再开始标注。"),
+    "query": ("Query", "查询"),
+    "list": ("…or upload a query list (TXT one per line, CSV/JSONL with a query column)",
+             "……或上传查询列表（TXT 每行一条，或带 query 列的 CSV/JSONL）"),
+    "next": ("Next unlabeled query from the list", "列表中下一条未标注的查询"),
+    "list_done": ("Every query of the list has labels.", "列表中的查询都已标注。"),
+    "list_progress": ("Query list: {done} of {total} queries labeled", "查询列表：已标注 {done} / {total} 条"),
+    "progress": ("This query: {done} of {total} candidates labeled", "本查询：已标注 {done} / {total} 个候选"),
+    "positive": ("✓ Positive", "✓ 正例"), "negative": ("✗ Negative", "✗ 负例"), "skip": ("Skip", "跳过"),
+    "undo": ("Undo my last label", "撤销我的上一条标注"),
+    "undone": ("Removed: {label} for {doc}.", "已撤销：{doc} 的“{label}”。"),
+    "nothing_to_undo": ("Nothing to undo.", "没有可撤销的标注。"),
+    "labeled": ("labeled: {label}", "已标注：{label}"),
+    "near": ("Looks like a passage already marked positive: check before marking it negative.",
+             "与已标为正例的段落很相似：标为负例前请仔细核对。"),
+    "suggested": ("Suggested hard negative: ranked high, not marked positive", "建议的难负例：排名靠前但未标为正例"),
+    "totals": ("Labels per annotator", "各标注人的标注数"),
+    "name_col": ("annotator", "标注人"), "count_col": ("labels", "标注数"),
+    "mine": ("Mine triplets automatically", "自动挖掘三元组"),
+    "mine_intro": ("Each question's paired answer is the positive; hard negatives are documents BM25 and/or the "
+                   "dense model rank high, minus any that share too many words with the positive (likely false "
+                   "negatives).",
+                   "每个问题配对的答案作为正例；难负例取自 BM25 和/或稠密模型排名靠前的文档，"
+                   "并剔除与正例用词高度重合的文档（可能是假负例）。"),
+    "source": ("Pairs from", "问答对来源"), "eval": ("this collection's judged queries", "本文档集的已标注查询"),
+    "file": ("an uploaded Q/A file (question, answer columns)", "上传的问答文件（question、answer 列）"),
+    "pairs_file": ("Q/A file (CSV or JSONL)", "问答文件（CSV 或 JSONL）"),
+    "retrievers": ("Negatives from", "负例来源"),
+    "depth": ("Look down to rank", "候选深度"), "skip_top": ("Ignore the first N candidates", "忽略前 N 个候选"),
+    "per_pair": ("Negatives per pair", "每对负例数"),
+    "max_overlap": ("False-negative guard: max shared words with the positive", "假负例保护：与正例的最大词重合比例"),
+    "mine_button": ("Mine and save", "挖掘并保存"),
+    "mining": ("Mining…", "正在挖掘…"),
+    "mined": ("Saved {n} mined triplets from {pairs} pairs.", "已从 {pairs} 个问答对挖掘并保存 {n} 个三元组。"),
+    "io": ("Import and export", "导入与导出"),
+    "import": ("Import triplets (JSONL in the seed format, or CSV with query, positive, negative)",
+               "导入三元组（种子格式 JSONL，或含 query、positive、negative 列的 CSV）"),
+    "import_button": ("Import", "导入"),
+    "imported": ("Imported {n} triplets.", "已导入 {n} 个三元组。"),
+    "export": ("{n} training triplets (labels + mined + imported)", "共 {n} 个训练三元组（标注 + 挖掘 + 导入）"),
+    "error": ("{error}", "{error}"),
+})
+t = texts(TEXTS)
+
+
+def set_query(text: str) -> None:
+    st.session_state.annotate_query = text
+
+
+def query_list(store: Store) -> None:
+    """An uploaded list of queries and a button that takes the next one nobody has labeled yet."""
+    upload = st.file_uploader(t("list"), type=["txt", "csv", "tsv", "jsonl"], key="annotate_list")
+    if not upload:
+        return
+    try:
+        queries = read_queries(upload.getvalue(), upload.name)
+    except MedSearchError as exc:
+        st.error(str(exc))
+        return
+    done = store.labeled_queries()
+    todo = [q for q in queries if q not in done]
+    st.caption(t("list_progress", done=len(queries) - len(todo), total=len(queries)))
+    if todo:
+        st.button(t("next"), on_click=set_query, args=(todo[0],))
+    else:
+        st.success(t("list_done"))
+
+
+def label(store: Store, query: str, candidate, value: str, annotator: str) -> None:
+    store.label(query, candidate.doc_id, candidate.text, value, annotator)
+
+
+def undo(store: Store, annotator: str) -> None:
+    removed = store.undo_label(annotator)
+    st.session_state.annotate_flash = (t("undone", label=t(removed["label"]), doc=removed["doc_id"])
+                                       if removed else t("nothing_to_undo"))
+
+
+def candidate_card(store, collection, query, candidate, labels, flags, annotator) -> None:
+    near, suggested = flags
+    with st.container(border=True):
+        st.markdown(f"**{candidate.title or candidate.doc_id}**")
+        if candidate.doc_id in labels:
+            st.caption(t("labeled", label=t(labels[candidate.doc_id])))
+        if candidate.doc_id in near:
+            st.warning(t("near"))
+        elif candidate.doc_id in suggested:
+            st.caption(t("suggested"))
+        st.text(candidate.text)
+        for column, value in zip(st.columns(3), ("positive", "negative", "skip")):
+            column.button(t(value), key=f"{value}-{candidate.doc_id}", on_click=label,
+                          args=(store, query, candidate, value, annotator), width="stretch")
+
+
+def labeling(store: Store, collection, annotator: str) -> None:
+    query = st.text_input(t("query"), key="annotate_query").strip()
+    query_list(store)
+    if not query:
+        return
+    shown = candidates(collection, query)
+    labels = store.labels_for(query)
+    positives = [d for d, v in labels.items() if v == "positive"]
+    flags = (near_positives(collection, shown, positives), suggested_negatives(shown, labels))
+    st.progress(sum(c.doc_id in labels for c in shown) / len(shown),
+                text=t("progress", done=sum(c.doc_id in labels for c in shown), total=len(shown)))
+    st.button(t("undo"), on_click=undo, args=(store, annotator))
+    if flash := st.session_state.pop("annotate_flash", None):
+        st.info(flash)
+    for candidate in shown:
+        candidate_card(store, collection, query, candidate, labels, flags, annotator)
+
+
+def mining(store: Store, collection) -> None:
+    with st.expander(t("mine")):
+        st.caption(t("mine_intro"))
+        source = st.radio(t("source"), ["eval", "file"], format_func=t, horizontal=True,
+                          index=0 if collection.eval_set else 1)
+        upload = (st.file_uploader(t("pairs_file"), type=["csv", "tsv", "jsonl"], key="pairs")
+                  if source == "file" else None)
+        left, right = st.columns(2)
+        kinds = left.multiselect(t("retrievers"), ["bm25", "dense"],
+                                 default=["bm25", "dense"] if collection.models else ["bm25"])
+        per_pair = left.number_input(t("per_pair"), 1, 20, 3)
+        depth = right.number_input(t("depth"), 5, 200, 30)
+        skip_top = right.number_input(t("skip_top"), 0, 50, 0)
+        max_overlap = st.slider(t("max_overlap"), 0.1, 1.0, 0.5, 0.05)
+        if st.button(t("mine_button"), disabled=source == "file" and upload is None):
+            update, clear = progress_bar(t("mining"))
+            try:
+                pairs = pairs_from_file(upload.getvalue(), upload.name) if upload else pairs_from_eval(collection)
+                options = MiningOptions(tuple(kinds), skip_top, depth, per_pair, max_overlap)
+                found = mine(collection, pairs, options, update)
+            except MedSearchError as exc:
+                clear()
+                st.error(str(exc))
+                return
+            clear()
+            store.import_triplets(found, source="mined")
+            st.success(t("mined", n=len(found), pairs=len(pairs)))
+
+
+def import_export(store: Store) -> None:
+    with st.expander(t("io")):
+        upload = st.file_uploader(t("import"), type=["jsonl", "csv", "tsv"], key="triplets_file")
+        if upload and st.button(t("import_button")):
+            try:
+                st.success(t("imported", n=store.import_triplets(read_triplets(upload.getvalue(), upload.name))))
+            except MedSearchError as exc:
+                st.error(str(exc))
+        triplets = store.training_triplets()
+        st.caption(t("export", n=len(triplets)))
+        left, right = st.columns(2)
+        left.download_button("JSONL", write_triplets(triplets, "jsonl"), "triplets.jsonl", disabled=not triplets)
+        right.download_button("CSV", write_triplets(triplets, "csv"), "triplets.csv", disabled=not triplets)
+
+
+st.title(t("title"))
+st.caption(t("intro"))
+main, side = st.columns([3, 1])
+with side:
+    collection = pick_collection()
+    if collection is None:
+        st.stop()
+    store = Store.of(collection.name, collection.folder.parent)
+    annotator = st.text_input(t("annotator"), key="annotator").strip()
+    totals = store.annotator_totals()
+    if totals:
+        st.markdown(f"**{t('totals')}**")
+        st.dataframe(pd.DataFrame({t("name_col"): list(totals), t("count_col"): list(totals.values())}), hide_index=True)
+with main:
+    if annotator:
+        labeling(store, collection, annotator)
+    else:
+        st.info(t("need_name"))
+    mining(store, collection)
+    import_export(store)

