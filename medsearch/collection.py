@@ -374,7 +374,7 @@ def _build_dense(folder: Path, spec: str, chunks: list[Chunk], table: ChunkTable
         pipeline.evidence["coverage"] = round(coverage, 4)
         progress("tune auto", 1, 1)
     else:
-        pipeline = from_coverage(coverage, spec)
+        pipeline = from_coverage(coverage)
     info = {"folder": out.name, "dim": encoder.dim, "index": index.kind, "count": len(chunks),
             "languages": sorted(encoder.languages), "auto": pipeline.to_dict()}
     (out / "info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -73,7 +73,7 @@ def no_dense() -> Pipeline:
     return Pipeline("bm25", 0.0, REASONS("no_dense", "en"))
 
 
-def from_coverage(coverage: float, model: str) -> Pipeline:
+def from_coverage(coverage: float) -> Pipeline:
     """Choose without labels, from the share of chunks in a language the model reads.
 
     Queries the model cannot read are routed to BM25 at search time, so the model is kept

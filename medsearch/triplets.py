@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import random
+from itertools import zip_longest
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -110,8 +111,8 @@ def mine(collection: Collection, pairs: Sequence[dict], options: MiningOptions |
         positive_tokens = set(tokenizer(pair["positive"]))
         skip = {pair.get("positive_id"), *pair.get("relevant", ())}
         found: list[str] = []
-        for group in zip(*(ranked[kind][i][options.skip_top:] for kind in kinds)):
-            for hit in group:
+        for group in zip_longest(*(ranked[kind][i][options.skip_top:] for kind in kinds)):
+            for hit in filter(None, group):
                 doc = docs[hit.doc_id]
                 if hit.doc_id in skip or hit.doc_id in found or doc.text.strip() == pair["positive"].strip():
                     continue

@@ -154,7 +154,9 @@ def mining(store: Store, collection) -> None:
                 return
             clear()
             store.import_triplets(found, source="mined")
-            st.success(t("mined", n=len(found), pairs=len(pairs)))
+            st.session_state.mined_flash = t("mined", n=len(found), pairs=len(pairs))
+    if flash := st.session_state.pop("mined_flash", None):
+        st.success(flash)
 
 
 def import_export(store: Store) -> None:

@@ -208,6 +208,7 @@ def test_annotate_mine_train_compare(server, browser, restore_demo):
     page.text_appears("labeled: ✓ Positive")
     page.shot("annotate")
     page.click_text("Mine triplets automatically")
+    page.settle()
     page.click_text("Mine and save")
     page.text_appears("mined triplets from 40 pairs")
     page.shot("mine")
