@@ -5,12 +5,12 @@ import os
 import streamlit as st
 
 from medsearch.generators import make_generator
-from medsearch.grounding import answer_markdown, escape_markdown
+from medsearch.grounding import answer_markdown
 from medsearch.i18n import Texts
 from medsearch.rag import Asking, generator_for
 from medsearch.records import MedSearchError
 from medsearch.store import Store
-from pages.common import pick_collection, texts
+from pages.common import passage_card, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("Answers from your sources", "基于资料的回答"),
@@ -41,7 +41,6 @@ TEXTS = Texts({
     "timing": ("Retrieval {r:.0f} ms · generation {g:.0f} ms · {name}", "检索 {r:.0f} 毫秒 · 生成 {g:.0f} 毫秒 · {name}"),
     "passages": ("Passages", "段落"),
     "cited": ("cited", "已引用"),
-    "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "wrong": ("This citation is wrong", "此引用有误"),
     "wrong_saved": ("Saved: passage [{n}] is marked wrong for this question (a negative triplet for fine-tuning).",
                     "已保存：段落 [{n}] 被标为与此问题不符（作为微调用的负例三元组）。"),
@@ -134,14 +133,9 @@ def show(answer, store: Store) -> None:
     st.feedback("thumbs", key=key, on_change=rate, args=(store, answer.log_id, key))
     st.subheader(t("passages"))
     for passage in answer.passages:
-        st.html(f'<span id="passage-{passage.n}"></span>')
-        with st.container(border=True):
-            mark = f" · {t('cited')}" if passage.n in answer.citations else ""
-            st.markdown(f"**\\[{passage.n}\\] {escape_markdown(passage.title or passage.doc_id)}**{mark}")
-            st.caption(escape_markdown(t("source", source=passage.source or "-", doc_id=passage.doc_id)))
-            st.text(passage.text)
-            st.button(t("wrong"), key=f"wrong-{answer.log_id}-{passage.n}", on_click=mark_wrong,
-                      args=(store, answer, passage))
+        box = passage_card(passage, cited=True, note=f" · {t('cited')}" if passage.n in answer.citations else "")
+        box.button(t("wrong"), key=f"wrong-{answer.log_id}-{passage.n}", on_click=mark_wrong,
+                   args=(store, answer, passage))
 
 
 st.title(t("title"))

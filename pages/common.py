@@ -9,6 +9,7 @@ import streamlit as st
 
 from medsearch.collection import Collection, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
+from medsearch.grounding import Passage, escape_markdown
 from medsearch.i18n import LANGUAGES, Texts, Translate
 from medsearch.progress import Eta
 
@@ -17,6 +18,7 @@ TEXTS = Texts({
     "collection": ("Collection", "文档集"),
     "first_start": ("Building the demo collection (first start only)…", "正在构建演示文档集（仅首次启动）…"),
     "choose": ("Choose", "请选择"),
+    "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
 })
 
@@ -59,6 +61,22 @@ def model_label(spec: str | None) -> str:
 def choose() -> str:
     """The placeholder of an empty multiselect, in the session's language."""
     return TEXTS("choose", lang())
+
+
+def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = False, note: str = ""):
+    """A numbered passage ([n] when an answer cites it, with an anchor its [n] links to), its title,
+    source, marks and plain text; returns the bordered container so a page can add buttons to it."""
+    if cited:
+        st.html(f'<span id="passage-{passage.n}"></span>')
+    number = escape_markdown(f"[{passage.n}]" if cited else f"{passage.n}.")
+    box = st.container(border=True)
+    with box:
+        st.markdown(f"**{number} {escape_markdown(passage.title or passage.doc_id)}**{note}")
+        st.caption(escape_markdown(TEXTS("source", lang(), source=passage.source or "-", doc_id=passage.doc_id)))
+        if marks:
+            st.caption(" · ".join(marks))
+        st.text(passage.text)
+    return box
 
 
 def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:

@@ -7,13 +7,13 @@ from typing import TypeVar
 import streamlit as st
 
 from medsearch.demo import DEMO_NAME, ensure_demo
-from medsearch.grounding import Passage, answer_markdown, escape_markdown
+from medsearch.grounding import answer_markdown
 from medsearch.collection import Collection
 from medsearch.i18n import Texts
 from medsearch.lessons import (ANCHOR, CONCEPT, DENSE_QUERY, RAG_QUESTION, SPARSE_QUERY, TRIPLET_QUERY, Ranked,
                                demo_triplet, grounded_demo, ranked, similarities, top_passages, triplet_losses)
 from medsearch.records import MedSearchError
-from pages.common import collections, open_collection, progress_bar, texts
+from pages.common import collections, open_collection, passage_card, progress_bar, texts
 
 TEXTS = Texts({
     "title": ("Learn: how MedSearch finds and grounds answers", "入门讲解：MedSearch 如何检索、如何给出有据可查的回答"),
@@ -22,7 +22,6 @@ TEXTS = Texts({
               "下面每个概念都在内置的演示文档集（216 段中英文文本、40 条人工标注的查询）上实时运行。点击按钮即可看到结果。"),
     "building": ("Building the demo collection…", "正在构建演示文档集…"),
     "running": ("Running…", "正在运行…"),
-    "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "relevant": ("✓ judged relevant", "✓ 标注为相关"),
     "not_relevant": ("✗ not judged relevant", "✗ 未标注为相关"),
     "s1": ("1. A retriever finds, a language model writes", "1. 检索器负责查找，语言模型负责写作"),
@@ -136,17 +135,6 @@ def pressed(label: str, key: str, run: Callable[[], T]) -> T | None:
     return st.session_state.get(f"{key}-result")
 
 
-def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = False) -> None:
-    """A passage with its number ([n] when cited by an answer), title, source, marks and plain text."""
-    number = escape_markdown(f"[{passage.n}]" if cited else f"{passage.n}.")
-    with st.container(border=True):
-        st.markdown(f"**{number} {escape_markdown(passage.title or passage.doc_id)}**")
-        st.caption(escape_markdown(t("source", source=passage.source or "-", doc_id=passage.doc_id)))
-        if marks:
-            st.caption(" · ".join(marks))
-        st.text(passage.text)
-
-
 def ranked_column(rows: list[Ranked], show_relevance: bool) -> None:
     for row in rows:
         marks = ((t("relevant") if row.relevant else t("not_relevant")),) if show_relevance else ()
@@ -220,7 +208,6 @@ def grounded_answer(collection: Collection) -> None:
         st.markdown(answer_markdown(demo.answer.text))
         st.markdown(f"**{t('passages')}**")
         for passage in demo.passages:
-            st.html(f'<span id="passage-{passage.n}"></span>')
             passage_card(passage, cited=True)
 
 
