@@ -69,16 +69,17 @@ t = texts(TEXTS)
 
 
 def training_data(store: Store) -> list[dict]:
-    upload = st.file_uploader(t("upload"), type=["jsonl", "csv", "tsv"], key="train_file")
-    if upload:
-        try:
-            return read_triplets(upload.getvalue(), upload.name)
-        except MedSearchError as exc:
-            st.error(str(exc))
-            return []
+    """The store's triplets, or those of an uploaded file (the count of the store's comes first)."""
     triplets = store.training_triplets()
     st.caption(t("from_store", n=len(triplets)))
-    return triplets
+    upload = st.file_uploader(t("upload"), type=["jsonl", "csv", "tsv"], key="train_file")
+    if not upload:
+        return triplets
+    try:
+        return read_triplets(upload.getvalue(), upload.name)
+    except MedSearchError as exc:
+        st.error(str(exc))
+        return []
 
 
 def settings() -> TrainConfig:
