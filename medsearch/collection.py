@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -113,6 +114,7 @@ class Collection:
         self.manifest: dict = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self._retrievers: dict[tuple[str, str], Retriever] = {}
+        self._loading = threading.RLock()  # sessions share a Collection: each retriever loads once
 
     # --- creating and opening -------------------------------------------------------------
     @classmethod
@@ -191,9 +193,10 @@ class Collection:
             raise MedSearchError(f"Unknown retriever '{kind}': choose one of {', '.join(RETRIEVERS)}.")
         model = canonical(model) if model else self.default_model
         key = (kind, model or "")
-        if key not in self._retrievers:
-            self._retrievers[key] = self._make_retriever(kind, model)
-        return self._retrievers[key]
+        with self._loading:
+            if key not in self._retrievers:
+                self._retrievers[key] = self._make_retriever(kind, model)
+            return self._retrievers[key]
 
     def _make_retriever(self, kind: str, model: str | None) -> Retriever:
         if kind == "bm25":

