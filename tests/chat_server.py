@@ -1,7 +1,7 @@
 """A real OpenAI-compatible chat server for tests (a pytest plugin: the `endpoint` fixture).
 
 The requested model name picks the behaviour: a normal stream of PIECES, "plain" (one JSON reply),
-"badkey" (401), "missing" (404), "redirect" (307), "mute" / "stall" / "paced" (waits for `release`),
+"badkey" (401), "leaky" (401 whose message echoes the Authorization header), "missing" (404), "redirect" (307), "mute" / "stall" / "paced" (waits for `release`),
 "silent", "broken", "overloaded" (error event) and "phantom" (cites a passage that does not exist).
 """
 
@@ -30,7 +30,7 @@ class _Chat(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Chat.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
         model = body["model"]
-        if model in ("badkey", "missing", "redirect"):
+        if model in ("badkey", "leaky", "missing", "redirect"):
             return self.fail(model)
         if model == "plain":
             return self.send("application/json", json.dumps(
@@ -57,6 +57,7 @@ class _Chat(BaseHTTPRequestHandler):
     def fail(self, model):
         status, headers, body = {
             "badkey": (401, {}, {"error": {"message": "invalid api key", "type": "invalid_request_error"}}),
+            "leaky": (401, {}, {"error": {"message": f"key {self.headers.get('Authorization')} is not valid"}}),
             "missing": (404, {}, {"error": "model 'missing' not found"}),
             "redirect": (307, {"Location": "http://127.0.0.1:1/elsewhere"}, {}),
         }[model]

@@ -1,5 +1,7 @@
 """The Answers page through AppTest: a streamed, cited answer; ratings and wrong citations reach the store."""
 
+import json
+
 from medsearch.store import Store
 
 PAGE = "pages/answers.py"
@@ -34,11 +36,46 @@ def test_wrong_citation_becomes_a_negative_triplet_and_ratings_are_saved(demo_ho
     assert store.rows("feedback", 1)[0]["kind"] == "down"
 
 
-def test_unreachable_language_model_gives_a_clear_message(demo_home, open_app):
+def _endpoints(tmp_path, monkeypatch, text: str) -> None:
+    path = tmp_path / "endpoints.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("MEDSEARCH_ENDPOINTS", str(path))
+
+
+def test_unreachable_language_model_gives_a_clear_message(demo_home, open_app, tmp_path, monkeypatch):
+    _endpoints(tmp_path, monkeypatch, '[chat.gone]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
     app = open_app(demo_home, "en", PAGE)
-    app.radio(key="generator-kind").set_value("openai").run()
-    app.text_input(key="llm-url").input("http://127.0.0.1:9/v1").run()
+    app.radio(key="generator-kind").set_value("gone").run()
     app.text_input(key="question").input("asthma").run()
     next(b for b in app.button if b.label == "Answer").click().run()
     assert not app.exception
     assert any("No answer" in e.value and "unreachable" in e.value for e in app.error)
+
+
+def test_a_visitor_cannot_send_the_server_key_anywhere(demo_home, open_app, tmp_path, monkeypatch, endpoint):
+    """Endpoints come from the server's file: the page has no URL or model field, the key goes to the configured
+    server only, and a server that echoes the key in its error never gets it shown or stored."""
+    from tests.chat_server import _Chat
+
+    monkeypatch.setenv("OPENAI_API_KEY", "global-secret")
+    monkeypatch.setenv("TEAM_LLM_KEY", "team-secret")
+    _endpoints(tmp_path, monkeypatch, f'[chat.team]\nbase_url = "{endpoint}"\nmodel = "plain"\napi_key_env = "TEAM_LLM_KEY"\n'
+                                      f'[chat.leaky]\nbase_url = "{endpoint}"\nmodel = "leaky"\napi_key = "file-secret"\n')
+    app = open_app(demo_home, "en", PAGE)
+    assert [box.key for box in app.text_input] == ["question"]  # nothing else a visitor can type
+    assert app.radio(key="generator-kind").options == ["Extractive (offline, no language model)",
+                                                        "team: plain (OpenAI-compatible server)",
+                                                        "leaky: leaky (OpenAI-compatible server)"]
+    app.radio(key="generator-kind").set_value("team").run()
+    app.text_input(key="question").input("What is gout?").run()
+    next(b for b in app.button if b.label == "Answer").click().run()
+    assert not app.exception
+    assert any("Metformin" in m.value for m in app.markdown)
+    assert [(r["path"], r["auth"]) for r in _Chat.requests] == [("/v1/chat/completions", "Bearer team-secret")]
+
+    app.radio(key="generator-kind").set_value("leaky").run()
+    next(b for b in app.button if b.label == "Answer").click().run()
+    shown = " ".join(e.value for e in app.error)
+    assert "not valid" in shown and "file-secret" not in shown and "***" in shown
+    stored = Store.of("demo", demo_home).rows("answers", 5)
+    assert stored and not any("secret" in json.dumps(row) for row in stored)

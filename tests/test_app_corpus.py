@@ -86,3 +86,14 @@ def test_delete_and_rebuild_ask_for_confirmation(tmp_path, open_app):
     click(app, "Yes, do it")
     assert not Collection.exists("old", tmp_path)
     assert any("'old' deleted" in s.value for s in app.success)
+
+
+def test_other_models_are_chosen_by_name_never_typed(tmp_path, open_app, monkeypatch):
+    """'Other' offers the server's embeddings endpoints (and fine-tuned models) by name: no field for an id or URL."""
+    (tmp_path / "endpoints.toml").write_text('[embeddings.tei]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "bge-m3"\n')
+    monkeypatch.setenv("MEDSEARCH_ENDPOINTS", str(tmp_path / "endpoints.toml"))
+    app = upload(open_app(tmp_path, page=PAGE))
+    app.selectbox(key="new-model").set_value("custom").run()
+    assert not app.exception
+    assert app.selectbox(key="new-spec").options == ["tei: bge-m3 (embeddings endpoint)"]
+    assert not [box for box in app.text_input if box.key and "spec" in box.key]

@@ -142,3 +142,14 @@ def test_local_folder_model_with_language_card(tmp_path):
     assert local.languages == frozenset({"en", "zh", "mixed"})
     text = ["Inhaled corticosteroids control asthma."]
     np.testing.assert_allclose(local.encode(text, query=False), load_encoder("minilm").encode(text, query=False), atol=1e-5)
+
+
+def test_configured_embeddings_endpoint_by_name(endpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "global-secret")
+    (tmp_path / "endpoints.toml").write_text(
+        f'[embeddings.tei]\nbase_url = "{endpoint}"\nmodel = "intfloat/e5-small"\napi_key_env = "TEI_KEY"\n')
+    monkeypatch.setenv("MEDSEARCH_ENDPOINTS", str(tmp_path / "endpoints.toml"))
+    monkeypatch.setenv("TEI_KEY", "tei-secret")
+    encoder = load_encoder("endpoint:tei")
+    assert encoder.spec == "endpoint:tei" and encoder.dim == 16  # the manifest keeps the name, not the URL or key
+    assert _Embeddings.requests[-1]["auth"] == "Bearer tei-secret"
