@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medsearch.inert import inert
 from medsearch.records import Hit
 from medsearch.text import Tokenizer, detect_lang
 
@@ -143,16 +144,11 @@ def parse_citations(text: str) -> list[int]:
     return list(dict.fromkeys(found))
 
 
-def escape_markdown(text: str) -> str:
-    """Text shown literally by Markdown (and by Streamlit's :directives: and $math$)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
-
-
 def answer_markdown(text: str, anchor: str = "passage-{n}") -> str:
-    """Markdown of an answer: its text escaped, each cited number a link to `#passage-n`."""
+    """Markdown of an answer: its text inert, each cited number a link to `#passage-n`."""
     out, last = [], 0
     for match in _CITATION.finditer(text):
-        out.append(escape_markdown(text[last : match.start()]))
+        out.append(inert(text[last : match.start()]))
         out.extend(f"[\\[{n}\\]](#{anchor.format(n=n)})" for n in parse_citations(match.group()))
         last = match.end()
-    return "".join(out) + escape_markdown(text[last:])
+    return "".join(out) + inert(text[last:])

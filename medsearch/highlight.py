@@ -1,10 +1,10 @@
-"""Query-term highlighting as safe HTML: document text is always escaped, terms wrapped in <mark>."""
+"""Query-term highlighting as safe HTML: document text is always made inert, terms wrapped in <mark>."""
 
 from __future__ import annotations
 
-import html
 import re
 
+from medsearch.inert import inert
 from medsearch.text import HAN, Tokenizer
 
 _PIECES = re.compile(f"[{HAN}]+|[A-Za-z0-9\u00c0-\u024f]+|[^{HAN}A-Za-z0-9\u00c0-\u024f]+")
@@ -21,15 +21,15 @@ def highlight(text: str, query: str, tokenizer: Tokenizer | None = None) -> str:
         if re.fullmatch(f"[{HAN}]+", piece) and han_pattern:
             out.append(_mark_spans(piece, han_pattern))
         elif piece[:1].isalnum() and not re.match(f"[{HAN}]", piece) and set(tokenizer(piece)) & terms:
-            out.append(f"<mark>{html.escape(piece)}</mark>")
+            out.append(f"<mark>{inert(piece)}</mark>")
         else:
-            out.append(html.escape(piece))
+            out.append(inert(piece))
     return "".join(out)
 
 
 def _mark_spans(run: str, pattern: re.Pattern[str]) -> str:
     out, last = [], 0
     for match in pattern.finditer(run):
-        out.append(html.escape(run[last : match.start()]) + f"<mark>{html.escape(match.group())}</mark>")
+        out.append(inert(run[last : match.start()]) + f"<mark>{inert(match.group())}</mark>")
         last = match.end()
-    return "".join(out) + html.escape(run[last:])
+    return "".join(out) + inert(run[last:])

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.records import MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
@@ -73,7 +74,7 @@ def query_list(store: Store) -> None:
     try:
         queries = read_queries(upload.getvalue(), upload.name)
     except MedSearchError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return
     done = store.labeled_queries()
     todo = [q for q in queries if q not in done]
@@ -97,7 +98,7 @@ def undo(store: Store, annotator: str) -> None:
 def candidate_card(store, collection, query, candidate, labels, flags, annotator) -> None:
     near, suggested = flags
     with st.container(border=True):
-        st.markdown(f"**{candidate.title or candidate.doc_id}**")
+        st.markdown(f"**{inert(candidate.title or candidate.doc_id)}**")
         if candidate.doc_id in labels:
             st.caption(t("labeled", label=t(labels[candidate.doc_id])))
         if candidate.doc_id in near:
@@ -150,7 +151,7 @@ def mining(store: Store, collection) -> None:
                 found = mine(collection, pairs, options, update)
             except MedSearchError as exc:
                 clear()
-                st.error(str(exc))
+                st.error(inert(exc))
                 return
             clear()
             store.import_triplets(found, source="mined")
@@ -166,7 +167,7 @@ def import_export(store: Store) -> None:
             try:
                 st.success(t("imported", n=store.import_triplets(read_triplets(upload.getvalue(), upload.name))))
             except MedSearchError as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
         triplets = store.training_triplets()
         st.caption(t("export", n=len(triplets)))
         left, right = st.columns(2)

@@ -9,8 +9,9 @@ import streamlit as st
 
 from medsearch.collection import Collection, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
-from medsearch.grounding import Passage, escape_markdown
-from medsearch.i18n import LANGUAGES, Texts, Translate
+from medsearch.grounding import Passage
+from medsearch.i18n import LANGUAGES, Texts
+from medsearch.inert import inert
 from medsearch.progress import Eta
 
 TEXTS = Texts({
@@ -31,9 +32,28 @@ def lang() -> str:
     return st.session_state.lang
 
 
-def texts(catalogue: Texts) -> Translate:
+class PageTexts:
+    """A page's catalogue in the session's language.
+
+    `t(key, **values)` is for everything Streamlit renders as Markdown (markdown, captions, messages,
+    labels): every value that is not a number is made inert, so names, errors and document text put
+    into a sentence show as typed. `t.plain(...)` is for widgets that show plain text (select box
+    options, tables, charts).
+    """
+
+    def __init__(self, catalogue: Texts) -> None:
+        self.catalogue, self.lang = catalogue, lang()
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self.plain(key, **{k: v if isinstance(v, (int, float)) else inert(v) for k, v in values.items()})
+
+    def plain(self, key: str, **values: object) -> str:
+        return self.catalogue(key, self.lang, **values)
+
+
+def texts(catalogue: Texts) -> PageTexts:
     """The page's catalogue bound to the session's language."""
-    return catalogue.bind(lang())
+    return PageTexts(catalogue)
 
 
 def _switched() -> None:
@@ -68,11 +88,11 @@ def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = Fa
     source, marks and plain text; returns the bordered container so a page can add buttons to it."""
     if cited:
         st.html(f'<span id="passage-{passage.n}"></span>')
-    number = escape_markdown(f"[{passage.n}]" if cited else f"{passage.n}.")
+    number = inert(f"[{passage.n}]" if cited else f"{passage.n}.")
     box = st.container(border=True)
     with box:
-        st.markdown(f"**{number} {escape_markdown(passage.title or passage.doc_id)}**{note}")
-        st.caption(escape_markdown(TEXTS("source", lang(), source=passage.source or "-", doc_id=passage.doc_id)))
+        st.markdown(f"**{number} {inert(passage.title or passage.doc_id)}**{note}")
+        st.caption(texts(TEXTS)("source", source=passage.source or "-", doc_id=passage.doc_id))
         if marks:
             st.caption(" · ".join(marks))
         st.text(passage.text)

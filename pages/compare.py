@@ -1,6 +1,5 @@
 """Compare page: BM25 and a dense model side by side, rank by rank, with metrics and a per-query chart."""
 
-import html
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -8,6 +7,7 @@ import streamlit as st
 from medsearch.compare import Comparison, compare, judged, per_query
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.records import MedSearchError
 from pages.common import choose, lang, model_label, pick_collection, texts
 
@@ -56,7 +56,8 @@ t = texts(TEXTS)
 
 
 def column_title(kind: str, model: str) -> str:
-    return t("dense", model=model_label(model)) if kind == "dense" else t(kind)
+    """A column's name as plain text (made inert where it is rendered)."""
+    return t.plain("dense", model=model_label(model)) if kind == "dense" else t.plain(kind)
 
 
 def set_query() -> None:
@@ -64,22 +65,22 @@ def set_query() -> None:
 
 
 def card(entry, collection, query: str, names: dict[str, str]) -> str:
-    """One result as HTML: every piece of document text is escaped."""
+    """One result as HTML: every piece of document text is inert."""
     chunk, doc = collection.chunks[entry.hit.chunk_id], collection.documents[entry.hit.doc_id]
     where = []
     for other, rank in entry.others.items():
         if rank is None:
-            where.append(html.escape(t("not_found", name=names[other])))
+            where.append(t("not_found", name=names[other]))
             continue
         shift = rank - entry.hit.rank
         arrow = f' <span class="ms-up">▲{shift}</span>' if shift > 0 else (
             f' <span class="ms-down">▼{-shift}</span>' if shift < 0 else "")
-        where.append(f"{html.escape(names[other])} #{rank}{arrow}")
+        where.append(f"{inert(names[other])} #{rank}{arrow}")
     snippet = chunk.text if len(chunk.text) <= 220 else chunk.text[:220] + "…"
     badge = f'<span class="ms-rel">✓ {t("relevant_mark")}</span>' if entry.grade > 0 else ""
     return (f'<div class="ms-card {"ms-both" if entry.in_all else "ms-only"}">'
             f'<div class="ms-head"><span class="ms-rank">{entry.hit.rank}.</span>'
-            f'{html.escape(chunk.title or doc.title or doc.id)}{badge}</div>'
+            f'{inert(chunk.title or doc.title or doc.id)}{badge}</div>'
             f'<div class="ms-meta">{" · ".join(where)}</div>'
             f'<div class="ms-text">{highlight(snippet, query, collection.tokenizer)}</div></div>')
 
@@ -87,7 +88,7 @@ def card(entry, collection, query: str, names: dict[str, str]) -> str:
 def show_columns(result: Comparison, collection, names: dict[str, str]) -> None:
     first = next(iter(result.metrics.values()), None)
     for column, (kind, entries) in zip(st.columns(len(result.columns)), result.columns.items()):
-        column.subheader(names[kind])
+        column.subheader(inert(names[kind]))
         if result.metrics:
             scores = result.metrics[kind]
             delta = None if scores is first else f"{scores['ndcg@10'] - first['ndcg@10']:+.3f}"
@@ -161,7 +162,7 @@ with top:
     if collection.eval_set:
         st.selectbox(t("judged"), list(collection.eval_set.queries.values()), index=None, key="compare_judged",
                      on_change=set_query)
-names = {"bm25": t("bm25"), "dense": column_title("dense", model), "auto": t("auto"), "hybrid": t("hybrid")}
+names = {kind: column_title(kind, model) for kind in ("bm25", "dense", "auto", "hybrid")}
 kinds = ("bm25", "dense") + (() if third == "none" else (third,))
 if query.strip():
     try:

@@ -7,6 +7,7 @@ from medsearch.collection import BuildOptions, Collection, delete_collection, li
 from medsearch.endpoints import load_endpoints
 from medsearch.home import medsearch_home
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
@@ -125,13 +126,14 @@ def preview(docs: list[Document], files: int) -> None:
 def other_models() -> dict[str, str]:
     """{spec: label} of the models the server allows besides the bundled ones: fine-tuned and endpoints."""
     home = medsearch_home()
-    found = {str(model_path(c["name"], home)): t("fine_tuned", name=c["name"], base=c["base"]) for c in list_models(home)}
+    found = {str(model_path(c["name"], home)): t.plain("fine_tuned", name=c["name"], base=c["base"])
+             for c in list_models(home)}
     try:
         endpoints = load_endpoints(("embeddings",))
     except MedSearchError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         endpoints = {}
-    return found | {e.spec: t("endpoint", name=e.name, model=e.model) for e in endpoints.values()}
+    return found | {e.spec: t.plain("endpoint", name=e.name, model=e.model) for e in endpoints.values()}
 
 
 def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOptions | None:
@@ -193,7 +195,7 @@ def add_documents() -> None:
         try:
             validate_name(name)
         except MedSearchError as exc:
-            st.error(str(exc))
+            st.error(inert(exc))
             return
         if name in existing:
             st.error(t("exists", name=name))

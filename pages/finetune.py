@@ -6,6 +6,7 @@ import streamlit as st
 
 from medsearch.compare import per_query
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.records import MedSearchError
 from medsearch.registry import list_models, model_path
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
@@ -78,7 +79,7 @@ def training_data(store: Store) -> list[dict]:
     try:
         return read_triplets(upload.getvalue(), upload.name)
     except MedSearchError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return []
 
 
@@ -103,7 +104,7 @@ def start(collection, triplets: list[dict], config: TrainConfig) -> None:
     try:
         st.session_state.run_id = start_run(triplets, config, corpus=corpus, home=collection.folder.parent)
     except MedSearchError as exc:
-        st.error(str(exc))
+        st.error(inert(exc))
         return
     st.success(t("started"))
 
@@ -160,7 +161,7 @@ def use_model(collection, name: str) -> None:
         updated = collection.add_model(spec, progress=update)
     except MedSearchError as exc:
         clear()
-        st.error(str(exc))
+        st.error(inert(exc))
         return
     clear()
     st.success(t("used", name=name, collection=collection.name))

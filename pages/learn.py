@@ -10,6 +10,7 @@ from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import answer_markdown
 from medsearch.collection import Collection
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.lessons import (ANCHOR, CONCEPT, DENSE_QUERY, RAG_QUESTION, SPARSE_QUERY, TRIPLET_QUERY, Ranked,
                                demo_triplet, grounded_demo, ranked, similarities, top_passages, triplet_losses)
 from medsearch.records import MedSearchError
@@ -131,7 +132,7 @@ def pressed(label: str, key: str, run: Callable[[], T]) -> T | None:
             try:
                 st.session_state[f"{key}-result"] = run()
             except MedSearchError as exc:
-                st.error(str(exc))
+                st.error(inert(exc))
     return st.session_state.get(f"{key}-result")
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 from medsearch.demo import examples
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
+from medsearch.inert import inert
 from medsearch.records import MedSearchError
 from pages.common import choose, lang, model_label, pick_collection, texts
 
@@ -51,8 +52,8 @@ def show_document(collection, doc_id: str) -> None:
     if doc is None:
         st.error(t("missing", id=doc_id, name=collection.name))
         return
-    st.header(doc.title or doc.id)
-    st.caption(" · ".join([doc.id, doc.source] + [f"{k}: {v}" for k, v in doc.metadata.items()]))
+    st.header(inert(doc.title or doc.id))
+    st.caption(inert(" · ".join([doc.id, doc.source] + [f"{k}: {v}" for k, v in doc.metadata.items()])))
     st.text(doc.text)
 
 
@@ -72,9 +73,9 @@ def example_buttons() -> None:
 def result_card(collection, hit, query: str) -> None:
     chunk, doc = collection.chunks[hit.chunk_id], collection.documents[hit.doc_id]
     with st.container(border=True):
-        st.markdown(f"**{hit.rank}. {chunk.title or doc.title or doc.id}** · {t('score')} {hit.score:.3f}")
+        st.markdown(f"**{hit.rank}. {inert(chunk.title or doc.title or doc.id)}** · {t('score')} {hit.score:.3f}")
         meta = [str(doc.metadata[k]) for k in ("department", "topic", "year") if k in doc.metadata]
-        st.caption(" · ".join([doc.source or doc.id] + meta))
+        st.caption(inert(" · ".join([doc.source or doc.id] + meta)))
         st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
         st.markdown(f"[{t('open')}](?{urlencode({'collection': collection.name, 'doc': doc.id})})")
 
@@ -94,7 +95,7 @@ with right:
     facets = collection.facets()
     if facets:
         st.markdown(f"**{t('filters')}**")
-    chosen = {col: st.multiselect(t(f"col_{col}") if f"col_{col}" in TEXTS.entries else col, values,
+    chosen = {col: st.multiselect(t(f"col_{col}") if f"col_{col}" in TEXTS.entries else inert(col), values,
                                   key=f"filter-{collection.name}-{col}", placeholder=choose())
               for col, values in facets.items()}
 

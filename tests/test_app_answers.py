@@ -1,5 +1,7 @@
 """The Answers page through AppTest: a streamed, cited answer; ratings and wrong citations reach the store."""
 
+from html import unescape as visible
+
 import json
 
 from medsearch.store import Store
@@ -16,7 +18,7 @@ def test_example_question_gets_a_cited_extractive_answer(demo_home, open_app):
     assert "头孢" in answer
     assert any("抽取式回答" in c.value for c in app.caption)
     assert any(c.value.startswith("检索") and "毫秒" in c.value for c in app.caption)
-    cited = [m.value for m in app.markdown if m.value.startswith("**\\[") and "已引用" in m.value]
+    cited = [m.value for m in app.markdown if visible(m.value).startswith("**[") and "已引用" in m.value]
     assert cited and len([s for s in app.subheader if s.value == "段落"]) == 1
 
 
@@ -75,7 +77,7 @@ def test_a_visitor_cannot_send_the_server_key_anywhere(demo_home, open_app, tmp_
 
     app.radio(key="generator-kind").set_value("leaky").run()
     next(b for b in app.button if b.label == "Answer").click().run()
-    shown = " ".join(e.value for e in app.error)
+    shown = visible(" ".join(e.value for e in app.error))
     assert "not valid" in shown and "file-secret" not in shown and "***" in shown
     stored = Store.of("demo", demo_home).rows("answers", 5)
     assert stored and not any("secret" in json.dumps(row) for row in stored)

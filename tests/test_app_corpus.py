@@ -1,5 +1,7 @@
 """The Corpus page through AppTest: uploads (CSV, GB18030 TXT, broken files), column mapping, build, delete."""
 
+from html import unescape as visible
+
 from streamlit.testing.v1 import AppTest
 
 from medsearch.collection import BuildOptions, Collection
@@ -28,9 +30,9 @@ def upload(app: AppTest) -> AppTest:
 
 def test_upload_reads_good_files_and_names_bad_ones(tmp_path, open_app):
     app = upload(open_app(tmp_path, page=PAGE))
-    errors = [e.value for e in app.error]
+    errors = [visible(e.value) for e in app.error]
     assert any("broken.pdf" in e for e in errors) and any("slides.pptx" in e for e in errors)
-    captions = [c.value for c in app.caption]
+    captions = [visible(c.value) for c in app.caption]
     assert "qa.csv: 2 documents" in captions and "notes.txt: 1 documents" in captions
     table = app.dataframe[0].value
     assert list(table["source"]) == ["qa.csv", "qa.csv", "notes.txt"]

@@ -1,5 +1,7 @@
 """The Fine-tune page through AppTest: a real background run on mined triplets, followed to the end, then used."""
 
+from html import unescape as visible
+
 import time
 
 from medsearch.collection import Collection
@@ -14,7 +16,7 @@ def wait_for(app, text: str, seconds: float = 240) -> None:
     while time.monotonic() < deadline:
         app.run()
         assert not app.exception
-        if any(text in m.value for m in app.markdown):
+        if any(text in visible(m.value) for m in app.markdown):
             return
         time.sleep(2)
     raise AssertionError(f"'{text}' never appeared: {[m.value for m in app.markdown][:5]}")
@@ -30,13 +32,13 @@ def test_train_follow_and_use_a_static_model(restore_demo, open_app):
     next(b for b in app.button if b.label == "Start training").click().run()
     assert any("started in the background" in s.value for s in app.success)
     wait_for(app, "Model 'demo-static' is ready")
-    shown = {m.label: m.value for m in app.metric}
+    shown = {visible(m.label): m.value for m in app.metric}
     assert set(shown) == {"ndcg@10 · after", "mrr@10 · after", "recall@10 · after"}
     assert app.get("plotly_chart")  # loss curve and per-query wins/losses
     assert app.dataframe[0].value["name"].tolist()[0] == "demo-static"
-    next(b for b in app.button if b.label == "Use 'demo-static' in collection 'demo'").click().run()
+    next(b for b in app.button if visible(b.label) == "Use 'demo-static' in collection 'demo'").click().run()
     assert not app.exception
-    assert any("is now a dense model of 'demo'" in s.value for s in app.success)
+    assert any("is now a dense model of 'demo'" in visible(s.value) for s in app.success)
     assert any("judged queries" in i.value for i in app.info)
     used = Collection.open("demo", demo_home)
     assert len(used.models) == 2 and used.search("血压升高怎么办", 3, "dense", used.models[1])

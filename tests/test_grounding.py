@@ -63,7 +63,7 @@ def test_parse_citations(case, expected):
 
 
 def test_answer_markdown_links_citations_and_escapes_text():
-    assert answer_markdown("Take *two* [1][2]") == r"Take \*two\* [\[1\]](#passage-1)[\[2\]](#passage-2)"
+    assert answer_markdown("Take *two* [1][2]") == "Take &#42;two&#42; [\\[1\\]](#passage-1)[\\[2\\]](#passage-2)"
 
 
 @pytest.mark.parametrize("question,lang", [("量子计算机如何工作？", "zh"), ("How do quantum computers work?", "en")])

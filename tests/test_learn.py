@@ -1,5 +1,7 @@
 """The Learn page through Streamlit's AppTest, and its lessons, on the demo collection."""
 
+from html import unescape as visible
+
 import json
 import re
 
@@ -68,7 +70,7 @@ def test_rag_button_shows_prompt_and_a_cited_answer(page):
     assert '<passage id="1">' in prompt and "Simplified Chinese" in prompt
     answer = next(m.value for m in app.markdown if "](#passage-" in m.value)
     cited = {int(n) for n in re.findall(r"\(#passage-(\d+)\)", answer)}
-    shown = [m.value for m in app.markdown if re.match(r"\*\*\\\[\d\\\]", m.value)]
+    shown = [m.value for m in app.markdown if re.match(r"\*\*\[\d\]", visible(m.value))]
     assert len(shown) == 3 and cited and cited <= {1, 2, 3}
 
 

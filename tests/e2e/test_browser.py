@@ -333,3 +333,77 @@ def test_two_comparisons_while_a_third_watches_training(server, browsers, restor
     watcher.shot("concurrent")
     assert run_status(run_id, restore_demo).state == "done"
     assert not server.died()
+
+
+class _Tracker:
+    """A local web server that records every request: a page that fetches from it leaks."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server naming
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def payload(self, where: str) -> str:
+        """Markdown, HTML and Streamlit markup that would make a browser fetch from the tracker."""
+        return (f"![{where}]({self.url}/{where}-image.png) <img src=\"{self.url}/{where}-html.png\"> "
+                f"[link]({self.url}/{where}-link) :red[red] <{self.url}/{where}-autolink> $x^2$")
+
+
+def test_markup_in_documents_stays_text_and_fetches_nothing(server, browser, restore_demo):
+    """Documents whose title, text, source and metadata carry images, HTML, links and directives: Search, the
+    document view, Compare, Annotate and Answers show them as text, and the tracking server gets 0 requests."""
+    from selenium.webdriver.common.keys import Keys
+
+    from medsearch.collection import BuildOptions, Collection
+    from medsearch.records import Document
+
+    tracker = _Tracker()
+    docs = [Document(f"x{n}", f"Asthma inhaler advice {n}. {tracker.payload(f'text{n}')} Use a spacer with the inhaler.",
+                     tracker.payload(f"title{n}"), tracker.payload(f"source{n}"),
+                     {"department": tracker.payload(f"meta{n}")}) for n in range(3)]
+    Collection.create("payloads", docs, BuildOptions(models=["minilm"]), home=restore_demo)
+    page, sidebar = Page(browser, "en", server, "payloads"), '//*[@data-testid="stSidebar"]'
+    browser.get(f"{server.url}/?collection=payloads&doc=x0")
+    page.text_appears("Use a spacer with the inhaler")
+    page.shot("document")
+    page.click_text("← Back to the results")
+    page.xpath('//input[@aria-label="Question or keywords"]').send_keys("asthma inhaler", Keys.ENTER)
+    page.text_appears("results in")
+    page.shot("search")
+    page.click_text("Compare BM25 vs dense", sidebar)
+    box = page.xpath('//input[@aria-label="Query"]')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACKSPACE)
+    box.send_keys("asthma inhaler", Keys.ENTER)
+    page.text_appears("In both top 10")
+    assert len(browser.find_elements("css selector", ".ms-card")) == 6, page.shot("compare")
+    page.shot("compare")
+    page.click_text("Annotate", sidebar)
+    page.xpath('//input[@aria-label="Your name (annotator)"]').send_keys("e2e", Keys.ENTER)
+    page.xpath('//input[@aria-label="Query"]').send_keys("asthma inhaler", Keys.ENTER)
+    page.text_appears("✓ Positive")
+    page.shot("annotate")
+    page.click_text("Answers", sidebar)
+    page.xpath('//input[@aria-label="Question"]').send_keys("How do I use an asthma inhaler?", Keys.ENTER)
+    page.settle()  # the question is committed: Answer is enabled
+    page.click_text("Answer")
+    page.text_appears("Extractive answer")
+    page.shot("answers")
+    text = browser.find_element("tag name", "body").text
+    assert f"![text0]({tracker.url}/text0-image.png)" in text  # shown as typed
+    assert tracker.hits == [], f"the browser fetched {tracker.hits}"
