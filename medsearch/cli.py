@@ -12,6 +12,8 @@ from pathlib import Path
 
 from medsearch.records import MedSearchError
 
+WAIT = 3600.0  # seconds a command waits for another writer of the same collection before giving up
+
 
 class BarProgress:
     """A tqdm bar per stage on stderr, for long work."""
@@ -73,9 +75,9 @@ def _mine(args: argparse.Namespace) -> int:
                             args.max_overlap)
     triplets = mine(collection, pairs, options, BarProgress())
     Path(args.out).write_bytes(write_triplets(triplets, "csv" if args.out.lower().endswith(".csv") else "jsonl"))
-    if args.save:
-        Store.of(collection.name, args.home).import_triplets(triplets, source="mined")
-    print(f"{len(triplets)} triplets from {len(pairs)} pairs -> {args.out}" + (" (also saved to the store)" if args.save else ""))
+    saved = Store.of(collection.name, args.home).import_triplets(triplets, source="mined") if args.save else None
+    print(f"{len(triplets)} triplets from {len(pairs)} pairs -> {args.out}"
+          + (f" ({saved} new ones also saved to the store)" if args.save else ""))
     return 0
 
 
@@ -131,11 +133,11 @@ def _ingest(args: argparse.Namespace) -> int:
         raise MedSearchError(f"Collection '{args.name}' exists: add --append to add documents or --replace to rebuild it.")
     progress = BarProgress()
     if exists and args.append:
-        collection = Collection.open(args.name, args.home).add_documents(documents, progress)
+        collection = Collection.open(args.name, args.home).add_documents(documents, progress, wait=WAIT)
     else:
         models = [] if args.no_dense else (args.model or None)
         build = BuildOptions(args.chunk_size, args.overlap, models)
-        collection = Collection.create(args.name, documents, build, home=args.home, progress=progress)
+        collection = Collection.create(args.name, documents, build, home=args.home, progress=progress, wait=WAIT)
     s = collection.summary()
     print(f"{s['name']}: {s['documents']} documents, {s['chunks']} chunks, models: {s['models']}")
     if collection.default_model:
@@ -207,7 +209,7 @@ def _collections(args: argparse.Namespace) -> int:
         Collection.open(args.name, args.home)
         if not args.yes:
             raise MedSearchError(f"Add --yes to delete collection '{args.name}' for good.")
-        delete_collection(args.name, args.home)
+        delete_collection(args.name, args.home, wait=WAIT)
         print(f"deleted {args.name}")
         return 0
     if args.action == "info":

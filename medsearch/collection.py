@@ -32,6 +32,7 @@ from medsearch.encoders import canonical, default_model, default_model_reason, l
 from medsearch.fusion import HybridRetriever
 from medsearch.i18n import REASONS
 from medsearch.home import folder_name, medsearch_home, replace_folder
+from medsearch.locks import writing
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, no_dense, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
@@ -120,15 +121,17 @@ class Collection:
     @classmethod
     def create(cls, name: str, documents: list[Document], options: BuildOptions | None = None, *,
                home: str | Path | None = None, eval_set: EvalSet | None = None,
-               progress: Progress | None = None, reuse: Collection | None = None) -> Collection:
-        """Build (or rebuild) collection `name` from documents; atomic.
+               progress: Progress | None = None, reuse: Collection | None = None, wait: float = 0.0) -> Collection:
+        """Build (or rebuild) collection `name` from documents; atomic, holding the collection's write lock
+        (`CollectionBusy` when another writer keeps it for more than `wait` seconds).
 
         Dense indexes of `reuse` whose chunks are unchanged are copied instead of re-encoded.
         """
         target = medsearch_home(home) / validate_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        replace_folder(target, lambda tmp: _build(tmp, name, documents, options or BuildOptions(), eval_set,
-                                                   progress or (lambda *_: None), reuse))
+        with writing(name, "rebuild" if reuse else "build", home, wait):
+            replace_folder(target, lambda tmp: _build(tmp, name, documents, options or BuildOptions(), eval_set,
+                                                       progress or (lambda *_: None), reuse))
         return cls(target)
 
     @classmethod
@@ -262,26 +265,34 @@ class Collection:
         return [best_per_document(hits, k) for hits in found]
 
     # --- changing -------------------------------------------------------------------------
-    def add_documents(self, documents: list[Document], progress: Progress | None = None) -> Collection:
-        """Rebuild with these documents added (same ids replace the old ones)."""
-        merged = {**self.documents, **{d.id: d for d in documents}}
-        return self.rebuild(list(merged.values()), progress=progress)
+    def add_documents(self, documents: list[Document], progress: Progress | None = None,
+                      wait: float = 0.0) -> Collection:
+        """Rebuild with these documents added (same ids replace the old ones) to what is saved now."""
+        with writing(self.name, "append", self.folder.parent, wait):
+            current = Collection.open(self.name, self.folder.parent)
+            merged = {**current.documents, **{d.id: d for d in documents}}
+            return current.rebuild(list(merged.values()), progress=progress)
 
-    def add_model(self, model: str, progress: Progress | None = None) -> Collection:
+    def add_model(self, model: str, progress: Progress | None = None, wait: float = 0.0) -> Collection:
         """Rebuild with one more embedding model."""
-        options = self.options
-        options.models = list(dict.fromkeys(self.models + [canonical(model)]))
-        return self.rebuild(options=options, progress=progress)
+        with writing(self.name, "add_model", self.folder.parent, wait):
+            current = Collection.open(self.name, self.folder.parent)
+            options = current.options
+            options.models = list(dict.fromkeys(current.models + [canonical(model)]))
+            return current.rebuild(options=options, progress=progress)
 
     def rebuild(self, documents: list[Document] | None = None, options: BuildOptions | None = None,
-                progress: Progress | None = None) -> Collection:
-        """Build again (atomically) with new documents and/or options, keeping the eval set."""
-        if options is None:
-            options = self.options
-            options.models = self.models
-        docs = list(self.documents.values()) if documents is None else documents
-        return Collection.create(self.name, docs, options, home=self.folder.parent,
-                                 eval_set=self.eval_set, progress=progress, reuse=self)
+                progress: Progress | None = None, wait: float = 0.0) -> Collection:
+        """Build again (atomically) with new documents and/or options, keeping the eval set; the documents
+        and options default to those saved now (not to this object's, which another writer may have outdated)."""
+        with writing(self.name, "rebuild", self.folder.parent, wait):
+            current = Collection.open(self.name, self.folder.parent)
+            if options is None:
+                options = current.options
+                options.models = current.models
+            docs = list(current.documents.values()) if documents is None else documents
+            return Collection.create(self.name, docs, options, home=self.folder.parent,
+                                     eval_set=current.eval_set, progress=progress, reuse=current)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
@@ -403,9 +414,10 @@ def list_collections(home: str | Path | None = None) -> list[Collection]:
     return [Collection(p) for p in sorted(root.iterdir()) if (p / "manifest.json").is_file() and not p.name.startswith(".")]
 
 
-def delete_collection(name: str, home: str | Path | None = None) -> None:
-    """Remove a collection folder."""
+def delete_collection(name: str, home: str | Path | None = None, wait: float = 0.0) -> None:
+    """Remove a collection folder (holding its write lock)."""
     folder = medsearch_home(home) / validate_name(name)
-    if not folder.is_dir():
-        raise MedSearchError(f"No collection named '{name}'.")
-    shutil.rmtree(folder)
+    with writing(name, "delete", home, wait):
+        if not folder.is_dir():
+            raise MedSearchError(f"No collection named '{name}'.")
+        shutil.rmtree(folder)

@@ -34,11 +34,25 @@ CREATE TABLE IF NOT EXISTS triplets (
     positive_id TEXT, positive TEXT, negative_id TEXT, negative TEXT,
     annotator TEXT NOT NULL DEFAULT '', source TEXT NOT NULL CHECK (source IN ('manual', 'mined', 'imported', 'answer')),
     status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'incomplete', 'accepted', 'rejected')));
+CREATE INDEX IF NOT EXISTS triplets_by_query ON triplets (query);
+CREATE INDEX IF NOT EXISTS labels_by_annotator ON labels (annotator);
 """
+
+
+_TRIPLET = ("query", "positive_id", "positive", "negative_id", "negative")
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _insert_triplet(db: sqlite3.Connection, values: tuple, annotator: str, source: str) -> int:
+    """Insert one triplet (values in `_TRIPLET` order); one without a positive or a negative is 'incomplete'."""
+    status = "new" if values[2] and values[4] else "incomplete"
+    cursor = db.execute("INSERT INTO triplets (created, updated, query, positive_id, positive, negative_id, negative, "
+                        "annotator, source, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (_now(), _now(), *values, annotator, source, status))
+    return int(cursor.lastrowid)
 
 
 class Store:
@@ -89,13 +103,8 @@ class Store:
                     negative_id: str | None = None, negative: str | None = None, annotator: str = "",
                     source: str = "manual") -> int:
         """Save a (query, positive, negative) triplet; one without a positive is 'incomplete'."""
-        status = "new" if positive and negative else "incomplete"
         with self._connect() as db:
-            cursor = db.execute(
-                "INSERT INTO triplets (created, updated, query, positive_id, positive, negative_id, negative, "
-                "annotator, source, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_now(), _now(), query, positive_id, positive, negative_id, negative, annotator, source, status))
-            return int(cursor.lastrowid)
+            return _insert_triplet(db, (query, positive_id, positive, negative_id, negative), annotator, source)
 
     def label(self, query: str, doc_id: str, text: str, label: str, annotator: str = "") -> int:
         """An annotator's judgement of one candidate for a query: positive, negative or skip."""
@@ -105,11 +114,13 @@ class Store:
             return int(cursor.lastrowid)
 
     def undo_label(self, annotator: str = "") -> dict | None:
-        """Remove this annotator's latest label; returns it (None when there is nothing to undo)."""
+        """Remove this annotator's latest label; returns it (None when there is nothing to undo).
+
+        One statement, so two undos at once never both report the same label.
+        """
         with self._connect() as db:
-            row = db.execute("SELECT * FROM labels WHERE annotator = ? ORDER BY id DESC LIMIT 1", (annotator,)).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM labels WHERE id = ?", (row["id"],))
+            row = db.execute("DELETE FROM labels WHERE id = (SELECT MAX(id) FROM labels WHERE annotator = ?) "
+                             "RETURNING *", (annotator,)).fetchone()
             return dict(row) if row else None
 
     def labels_for(self, query: str) -> dict[str, str]:
@@ -154,12 +165,19 @@ class Store:
         return self.triplets_from_labels() + stored
 
     def import_triplets(self, triplets: list[dict], source: str = "imported", annotator: str = "") -> int:
-        """Save seed-format triplets ({"query", "positive", "negative"}, optional *_id keys); returns the count."""
-        for t in triplets:
-            self.add_triplet(t["query"], positive_id=t.get("positive_id"), positive=t.get("positive"),
-                             negative_id=t.get("negative_id"), negative=t.get("negative"), annotator=annotator,
-                             source=source)
-        return len(triplets)
+        """Save seed-format triplets ({"query", "positive", "negative"}, optional *_id keys) in one transaction;
+        a triplet already stored (same query, texts and ids) is skipped, so a retried import adds nothing twice.
+        Returns how many were added."""
+        added = 0
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # no other writer between the check and the insert
+            for t in triplets:
+                values = tuple(t.get(c) for c in _TRIPLET)
+                if not db.execute(f"SELECT 1 FROM triplets WHERE {' AND '.join(f'{c} IS ?' for c in _TRIPLET)}",
+                                  values).fetchone():
+                    _insert_triplet(db, values, annotator, source)
+                    added += 1
+        return added
 
     def rows(self, table: str, limit: int = 1000) -> list[dict]:
         """The newest rows of 'answers', 'feedback', 'labels' or 'triplets', as dicts."""

@@ -50,12 +50,13 @@ TEXTS = Texts({
     "max_overlap": ("False-negative guard: max shared words with the positive", "假负例保护：与正例的最大词重合比例"),
     "mine_button": ("Mine and save", "挖掘并保存"),
     "mining": ("Mining…", "正在挖掘…"),
-    "mined": ("Saved {n} mined triplets from {pairs} pairs.", "已从 {pairs} 个问答对挖掘并保存 {n} 个三元组。"),
+    "mined": ("Saved {n} new mined triplets from {pairs} pairs ({known} were saved already).",
+              "已从 {pairs} 个问答对挖掘并保存 {n} 个新三元组（{known} 个此前已保存）。"),
     "io": ("Import and export", "导入与导出"),
     "import": ("Import triplets (JSONL in the seed format, or CSV with query, positive, negative)",
                "导入三元组（种子格式 JSONL，或含 query、positive、negative 列的 CSV）"),
     "import_button": ("Import", "导入"),
-    "imported": ("Imported {n} triplets.", "已导入 {n} 个三元组。"),
+    "imported": ("Imported {n} triplets ({known} were saved already).", "已导入 {n} 个三元组（{known} 个此前已保存）。"),
     "export": ("{n} training triplets (labels + mined + imported)", "共 {n} 个训练三元组（标注 + 挖掘 + 导入）"),
     "error": ("{error}", "{error}"),
 })
@@ -154,8 +155,8 @@ def mining(store: Store, collection) -> None:
                 st.error(inert(exc))
                 return
             clear()
-            store.import_triplets(found, source="mined")
-            st.session_state.mined_flash = t("mined", n=len(found), pairs=len(pairs))
+            added = store.import_triplets(found, source="mined")
+            st.session_state.mined_flash = t("mined", n=added, known=len(found) - added, pairs=len(pairs))
     if flash := st.session_state.pop("mined_flash", None):
         st.success(flash)
 
@@ -165,7 +166,9 @@ def import_export(store: Store) -> None:
         upload = st.file_uploader(t("import"), type=["jsonl", "csv", "tsv"], key="triplets_file")
         if upload and st.button(t("import_button")):
             try:
-                st.success(t("imported", n=store.import_triplets(read_triplets(upload.getvalue(), upload.name))))
+                triplets = read_triplets(upload.getvalue(), upload.name)
+                added = store.import_triplets(triplets)
+                st.success(t("imported", n=added, known=len(triplets) - added))
             except MedSearchError as exc:
                 st.error(inert(exc))
         triplets = store.training_triplets()

@@ -11,7 +11,9 @@ from medsearch.collection import Collection, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import Passage
 from medsearch.i18n import LANGUAGES, Texts
+from medsearch.records import MedSearchError
 from medsearch.inert import inert
+from medsearch.locks import CollectionBusy
 from medsearch.progress import Eta
 
 TEXTS = Texts({
@@ -21,6 +23,10 @@ TEXTS = Texts({
     "choose": ("Choose", "请选择"),
     "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
+    "busy": ("Collection '{name}' is busy: someone started to {action} it at {since}. Nothing was changed; try again "
+             "when that is done.", "文档集“{name}”正忙：有人在 {since} 开始{action}。未做任何改动，请稍后再试。"),
+    "build": ("build", "构建"), "append": ("add documents to", "添加文档"), "rebuild": ("rebuild", "重建"),
+    "add_model": ("add a model to", "添加模型"), "delete": ("delete", "删除"),
 })
 
 
@@ -97,6 +103,14 @@ def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = Fa
             st.caption(" · ".join(marks))
         st.text(passage.text)
     return box
+
+
+def failure(exc: MedSearchError) -> str:
+    """A core error for a message box: a busy collection in the UI language, anything else inert as it is."""
+    if isinstance(exc, CollectionBusy):
+        t = texts(TEXTS)
+        return t("busy", name=exc.name, action=t.plain(exc.action), since=exc.since)
+    return inert(exc)
 
 
 def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:

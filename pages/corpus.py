@@ -8,11 +8,12 @@ from medsearch.endpoints import load_endpoints
 from medsearch.home import medsearch_home
 from medsearch.i18n import Texts
 from medsearch.inert import inert
+from medsearch.locks import CollectionBusy
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
 from medsearch.registry import list_models, model_path
-from pages.common import choose, progress_bar, texts
+from pages.common import choose, failure, progress_bar, texts
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -165,7 +166,7 @@ def build(name: str, docs: list[Document], options: BuildOptions | None, into: C
             built = into.rebuild(options=options, progress=update)
     except MedSearchError as exc:
         clear()
-        st.error(t("failed", error=exc))
+        st.error(failure(exc) if isinstance(exc, CollectionBusy) else t("failed", error=exc))
         return
     clear()
     st.session_state.collection_name = built.name
@@ -242,7 +243,11 @@ def manage_collections() -> None:
                                                   overlap=options.overlap)):
         build(name, [], options, found[name])
     if confirm(f"delete:{name}", t("confirm_delete", name=name)):
-        delete_collection(name)
+        try:
+            delete_collection(name)
+        except MedSearchError as exc:
+            st.error(failure(exc))
+            return
         st.session_state.flash = t("deleted", name=name)
         st.rerun()
 

@@ -53,11 +53,13 @@ def test_mine_import_and_export(restore_demo, open_app):
     app.multiselect[0].set_value(["bm25"]).run()
     click(app, "Mine and save")
     mined = len(store.rows("triplets", -1)) - before
-    assert mined >= 30 and any(f"Saved {mined} mined triplets from 40 pairs" in s.value for s in app.success)
+    assert mined >= 30 and any(f"Saved {mined} new mined triplets from 40 pairs" in s.value for s in app.success)
     seed = [{"query": "What is gout?", "positive": "Gout is urate arthritis.", "negative": "Asthma is an airway disease."}]
     app.file_uploader(key="triplets_file").set_value(("seed.jsonl", write_triplets(seed), "application/json")).run()
     click(app, "Import")
-    assert any("Imported 1 triplets" in s.value for s in app.success)
+    assert any("Imported 1 triplets (0 were saved already)" in s.value for s in app.success)
+    click(app, "Import")  # the same file again adds nothing twice
+    assert any("Imported 0 triplets (1 were saved already)" in s.value for s in app.success)
     assert [b.proto.label for b in app.get("download_button")] == ["JSONL", "CSV"]
     exported = read_triplets(write_triplets(store.training_triplets()), "t.jsonl")
     assert seed[0] in exported

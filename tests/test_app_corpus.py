@@ -99,3 +99,30 @@ def test_other_models_are_chosen_by_name_never_typed(tmp_path, open_app, monkeyp
     assert not app.exception
     assert app.selectbox(key="new-spec").options == ["tei: bge-m3 (embeddings endpoint)"]
     assert not [box for box in app.text_input if box.key and "spec" in box.key]
+
+
+def test_a_collection_busy_elsewhere_is_named_and_left_alone(tmp_path, open_app):
+    """Another process is rebuilding 'old': Delete and Rebuild say so in the UI language and change nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    Collection.create("old", [Document("a", "asthma inhaler technique")], BuildOptions(models=[]), home=tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom medsearch.locks import writing\n"
+                               f"with writing('old', 'rebuild', {str(tmp_path)!r}):\n    print('held', flush=True)\n"
+                               "    time.sleep(120)"], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app = open_app(tmp_path, "zh", page=PAGE)
+        click(app, "删除")
+        click(app, "确定")
+        assert any("文档集“old”正忙：有人在" in e.value and "开始重建" in e.value for e in app.error)
+        assert Collection.exists("old", tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    click(app, "删除")
+    click(app, "确定")
+    assert not Collection.exists("old", tmp_path)
