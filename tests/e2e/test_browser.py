@@ -153,8 +153,8 @@ class Page:
     def xpath(self, path: str, visible: bool = True):
         from selenium.webdriver.common.by import By
 
-        return self.until(lambda d: next((e for e in d.find_elements(By.XPATH, path)
-                                          if e.is_displayed() or not visible), None))
+        return self.until(lambda d: next((e for e in d.find_elements(By.XPATH, path)  # laid out, not mid-animation
+                                          if not visible or (e.is_displayed() and e.size["height"] > 0)), None))
 
     def text_appears(self, text: str, settle: bool = True) -> None:
         """Wait for `text`, then (with `settle`) for the script run to finish; a live fragment keeps it running."""
