@@ -7,14 +7,13 @@ records the numbers behind a choice, and renders the sentence in either language
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 LANGUAGES = {"zh": "中文", "en": "English"}
-Translate = Callable[..., str]
 
 
 class Texts:
-    """A catalogue of UI strings; `texts.bind("zh")("key", n=3)` formats the Chinese one."""
+    """A catalogue of UI strings; `texts("key", "zh", n=3)` formats the Chinese one."""
 
     def __init__(self, entries: Mapping[str, tuple[str, str]]) -> None:
         bad = [key for key, pair in entries.items() if len(pair) != 2 or not all(pair)]
@@ -25,9 +24,6 @@ class Texts:
     def __call__(self, key: str, lang: str, **values: object) -> str:
         english, chinese = self.entries[key]
         return (chinese if lang == "zh" else english).format(**values)
-
-    def bind(self, lang: str) -> Translate:
-        return lambda key, **values: self(key, lang, **values)
 
 
 REASONS = Texts({
