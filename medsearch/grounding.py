@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medsearch.fences import defenced
 from medsearch.inert import inert
 from medsearch.records import Hit
 from medsearch.text import Tokenizer, detect_lang
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from medsearch.collection import Collection
     from medsearch.encoders import Encoder
 
-_FENCE_TAG = re.compile(r"<(\s*/?\s*passage)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[。！？；])|(?<=[.!?])(?=\s)")
 _CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 NOT_FOUND = {"en": "The sources do not cover this question.", "zh": "所给资料中没有找到这个问题的答案。"}
@@ -65,14 +65,9 @@ def answer_lang(question: str) -> str:
     return "en" if detect_lang(question) == "en" else "zh"
 
 
-def _defenced(text: str) -> str:
-    """Text with any <passage> / </passage> tag broken, so a document cannot close its own fence."""
-    return _FENCE_TAG.sub(r"‹\1", text)
-
-
 def _fenced(passage: Passage) -> str:
-    head = f"Title: {_defenced(passage.title)}\nSource: {_defenced(passage.source or passage.doc_id)}"
-    return f'<passage id="{passage.n}">\n{head}\n\n{_defenced(passage.text)}\n</passage>'
+    head = f"Title: {defenced(passage.title)}\nSource: {defenced(passage.source or passage.doc_id)}"
+    return f'<passage id="{passage.n}">\n{head}\n\n{defenced(passage.text)}\n</passage>'
 
 
 def grounded_prompt(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
@@ -90,7 +85,7 @@ def grounded_prompt(question: str, passages: Sequence[Passage]) -> list[dict[str
     )
     blocks = "\n\n".join(_fenced(p) for p in passages)
     return [{"role": "system", "content": system},
-            {"role": "user", "content": f"Passages:\n\n{blocks}\n\nQuestion: {_defenced(question)}"}]
+            {"role": "user", "content": f"Passages:\n\n{blocks}\n\nQuestion: {defenced(question)}"}]
 
 
 def split_sentences(text: str) -> list[str]:
