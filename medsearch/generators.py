@@ -35,6 +35,7 @@ from medsearch.records import MedSearchError
 
 Messages = list[dict[str, str]]
 _CITED_SENTENCE = re.compile(r".*?\[\d+\]\s*|.+", re.DOTALL)
+_WORD = re.compile(r"[\w\s'-]+")
 
 
 class Generator(Protocol):
@@ -191,6 +192,23 @@ class OpenAIChatGenerator(ChatGenerator):
         return MedSearchError(f"LLM endpoint {self.url} ended its reply without any answer text.")
 
 
+def control_tokens(tokenizer: Any) -> list[str]:
+    """The strings `tokenizer` reads as one special or added token, other than plain words; longest first."""
+    added = [token.content for token in tokenizer.added_tokens_decoder.values()]
+    tokens = {t for t in [*tokenizer.all_special_tokens, *added] if len(t) > 1 and not _WORD.fullmatch(t)}
+    return sorted(tokens, key=len, reverse=True)
+
+
+def as_plain_text(text: str, tokenizer: Any) -> str:
+    """`text` with each of `tokenizer`'s control tokens (any case) broken by a space after its first
+    character, so words from a document or a question never become role markers or other special tokens."""
+    tokens = control_tokens(tokenizer)
+    if not tokens:
+        return text
+    pattern = re.compile("|".join(map(re.escape, tokens)), re.IGNORECASE)
+    return pattern.sub(lambda match: f"{match[0][0]} {match[0][1:]}", text)
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [repr(exc)])[0][:200]
 
@@ -232,14 +250,22 @@ class HFLocalGenerator(ChatGenerator):
         return model, tokenizer
 
     def prompt(self, messages: Messages) -> str:
-        """The messages in the model's chat template, ending where the assistant's reply begins."""
-        return self._load()[1].apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        """The messages in the model's chat template, ending where the assistant's reply begins; special
+        tokens come from the template only (in the messages they are broken: `as_plain_text`)."""
+        tokenizer = self._load()[1]
+        plain = [{**message, "content": as_plain_text(message["content"], tokenizer)} for message in messages]
+        return tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+
+    def encode(self, messages: Messages) -> Any:
+        """The token ids of `prompt(messages)` (a batch of one, on the model's device)."""
+        tokenizer = self._load()[1]
+        return tokenizer(self.prompt(messages), return_tensors="pt", add_special_tokens=False).to(self.device)
 
     def stream(self, messages: Messages) -> Iterator[str]:
         from transformers import StoppingCriteria, TextIteratorStreamer
 
         model, tokenizer = self._load()
-        inputs = tokenizer(self.prompt(messages), return_tensors="pt", add_special_tokens=False).to(self.device)
+        inputs = self.encode(messages)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         pad = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
         stop, failures = threading.Event(), []
