@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from medsearch.failures import STORAGE_ERRORS, storage_message
 from medsearch.records import MedSearchError
 
 WAIT = 3600.0  # seconds a command waits for another writer of the same collection before giving up
@@ -334,7 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"medsearch: error: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, RuntimeError) as exc:
+    except STORAGE_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"medsearch: error: {storage_message(exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as exc:
         if args.debug:
             raise
         print(f"medsearch: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)

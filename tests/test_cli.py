@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args, home, check=True):
+def run(*args, home, check=True, prefix=()):
     env = {**os.environ, "MEDSEARCH_HOME": str(home), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "medsearch", *args], capture_output=True, text=True,
+    result = subprocess.run([*prefix, sys.executable, "-m", "medsearch", *args], capture_output=True, text=True,
                             env=env, timeout=600)
     if check:
         assert result.returncode == 0, result.stderr
@@ -142,3 +143,42 @@ def test_mine_writes_seed_triplets_and_saves_them(demo_home, tmp_path):
     assert f"{len(rows)} triplets from 40 pairs" in done.stdout
     bad = run("mine", "demo", "--out", str(out), "--pairs", str(tmp_path / "none.csv"), home=demo_home, check=False)
     assert bad.returncode == 1 and "none.csv: file not found" in bad.stderr
+
+
+def read_only(home):
+    """A command prefix that runs the CLI with `home` read-only: chmod 0o500, or as root (whom permissions do not
+    stop) a read-only bind mount of it in a mount namespace of its own."""
+    if os.geteuid() != 0:
+        home.chmod(0o500)
+        return []
+    prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"',
+              str(home)]
+    if not shutil.which("unshare") or subprocess.run([*prefix, "touch", str(home / "probe")]).returncode == 0:
+        pytest.skip("cannot make a read-only folder here")
+    return prefix
+
+
+def test_read_only_home_is_one_line_per_command(tmp_path):
+    home, csv = tmp_path / "home", tmp_path / "notes.csv"
+    csv.write_text("title,text\nGout,Gout is arthritis caused by urate crystals.\nAsthma,Asthma narrows the airways.\n")
+    run("ingest", "notes", str(csv), "--no-dense", home=home)
+    run("ask", "notes", "What is asthma?", home=home)  # the collection's store of answers exists
+    prefix = read_only(home)
+    for args in (("ask", "notes", "What is gout?"), ("ingest", "more", str(csv), "--no-dense"),
+                 ("ingest", "notes", str(csv), "--no-dense", "--append")):
+        result = run(*args, home=home, check=False, prefix=prefix)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert re.fullmatch(r"(?i)medsearch: error: .*(read-only|permission denied).*\n", result.stderr), result.stderr
+    assert "Gout" in run("search", "notes", "gout", home=home, prefix=prefix).stdout  # reading still works
+
+
+def test_storage_messages_are_one_line():
+    import errno
+    import sqlite3
+
+    from medsearch.failures import storage_message
+
+    assert storage_message(OSError(errno.ENOSPC, "No space left on device", "/data/x")) == "Cannot use /data/x: the disk is full."
+    assert storage_message(PermissionError(errno.EACCES, "Permission denied")) == "Cannot use: permission denied."
+    assert storage_message(sqlite3.OperationalError("database or disk is full\nmore")) == \
+        "Cannot write MedSearch's store: database or disk is full."
