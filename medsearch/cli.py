@@ -150,9 +150,10 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
+    from medsearch.limits import checked_query
 
     collection = Collection.open(args.collection, args.home)
-    hits = collection.search(args.query, args.k, args.retriever, args.model)
+    hits = collection.search(checked_query(args.query), args.k, args.retriever, args.model)
     if args.json:
         rows = [{**vars(h), "title": collection.chunks[h.chunk_id].title, "text": collection.chunks[h.chunk_id].text}
                 for h in hits]

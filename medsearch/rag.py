@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from medsearch.collection import Collection
 from medsearch.generators import ExtractiveGenerator, Generator, make_generator
 from medsearch.grounding import Passage, parse_citations, passages_from_hits
+from medsearch.limits import checked_query
 from medsearch.records import MedSearchError
 from medsearch.store import Store
 
@@ -50,13 +51,15 @@ class GroundedAnswer:
 
 
 class Asking:
-    """One question put to a collection: passages are retrieved at once, the answer streams from `pieces()`."""
+    """One question put to a collection: passages are retrieved at once, the answer streams from `pieces()`.
+
+    A question longer than `limits.MAX_QUERY_CHARS` is refused (`QueryTooLong`) before any retrieval."""
 
     def __init__(self, collection: Collection, question: str, generator: Generator, k: int = 5,
                  store: Store | None = None) -> None:
         if not question.strip():
             raise MedSearchError("The question is empty.")
-        self.collection, self.question, self.generator = collection, question.strip(), generator
+        self.collection, self.question, self.generator = collection, checked_query(question.strip()), generator
         self.store = store or Store.of(collection.name, collection.folder.parent)
         start = time.perf_counter()
         hits = collection.search_documents([self.question], k, "auto")[0]

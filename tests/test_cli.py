@@ -182,3 +182,13 @@ def test_storage_messages_are_one_line():
     assert storage_message(PermissionError(errno.EACCES, "Permission denied")) == "Cannot use: permission denied."
     assert storage_message(sqlite3.OperationalError("database or disk is full\nmore")) == \
         "Cannot write MedSearch's store: database or disk is full."
+
+
+def test_overlong_queries_are_refused_in_one_line(tmp_path):
+    home, csv = tmp_path / "home", tmp_path / "notes.csv"
+    csv.write_text("title,text\nGout,Gout is arthritis caused by urate crystals.\n")
+    run("ingest", "notes", str(csv), "--no-dense", home=home)
+    for command in ("search", "ask"):
+        result = run(command, "notes", "gout " * 999 + "gout", home=home, check=False)
+        assert (result.returncode, result.stderr) == (
+            1, "medsearch: error: The query is 4,999 characters long; the limit is 2,000. Shorten it.\n")

@@ -7,6 +7,7 @@ import pytest
 from medsearch.collection import BuildOptions, Collection
 from medsearch.compare import judged
 from medsearch.generators import ExtractiveGenerator, OpenAIChatGenerator
+from medsearch.limits import MAX_QUERY_CHARS, QueryTooLong
 from medsearch.rag import Asking, ask, generator_for
 from medsearch.records import Document, MedSearchError
 from medsearch.store import Store
@@ -93,3 +94,12 @@ def test_instructions_inside_documents_stay_fenced(tmp_path, endpoint):
 def test_empty_question(demo):
     with pytest.raises(MedSearchError, match="empty"):
         Asking(demo, "  ", generator_for(demo, "extractive"))
+
+
+def test_a_too_long_question_is_refused_before_retrieval(tmp_path):
+    collection = Collection.create("tiny", [Document("d1", "Gout is arthritis.")], BuildOptions(models=[]), home=tmp_path)
+    with pytest.raises(QueryTooLong) as caught:
+        Asking(collection, " gout" * 20_000, ExtractiveGenerator())
+    assert (caught.value.limit, caught.value.length) == (MAX_QUERY_CHARS, 99_999)
+    assert str(caught.value) == "The query is 99,999 characters long; the limit is 2,000. Shorten it."
+    assert ask(collection, "gout" * 500, ExtractiveGenerator()).text  # exactly at the limit
