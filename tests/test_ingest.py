@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from medsearch.ingest import IngestOptions, detect_format, read_documents, read_many
+from medsearch.ingest import IngestOptions, RaggedRows, detect_format, read_documents, read_many, save_upload, table_columns
 from medsearch.ingest.encoding import read_text
+from medsearch.limits import TooManyRows
 from medsearch.records import MedSearchError
 
 ZH = "高血压患者能吃党参吗？\n党参有降血脂、降血压的作用，糖尿病患者也可适量食用。"
@@ -438,3 +439,110 @@ def test_real_medquad_folder(shared_data):
     assert len([d for d in docs if d.source != "LICENSE.txt"]) > 3000
     assert len({d.id for d in docs}) == len(docs)
     assert all("no documents" in e for e in errors)
+
+
+# Limits and bad input (issue 12): each refused with one clear line, never a traceback.
+
+def test_ragged_csv_rows_are_refused_with_their_lines():
+    data = b"id,title,text\n1,Gout,Urate crystals\n2,Asthma,Airways,extra\n3,Only two\n4,Ok,Fine,,\n5,Bad\n6,x,y,z,w\n7,x,y,z\n"
+    with pytest.raises(RaggedRows) as caught:
+        read_documents(name="r.csv", data=data)
+    error = caught.value
+    assert (error.name, error.count, error.lines, error.fields) == ("r.csv", 5, [3, 4, 6, 7, 8], 3)
+    assert str(error) == ("r.csv: 5 rows do not have the header's 3 fields (lines 3, 4, 6, 7, 8); "
+                          "quote fields that hold the delimiter, or fix those rows")
+    assert table_columns("r.csv", data) is None
+    assert len(read_documents(name="ok.csv", data=b"id,text\n1,a\n2,b,,\n")) == 2  # trailing empty fields are fine
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("numbers.json", b"[1, 2, 3]", "expected text records"),
+    ("numbers.jsonl", b"[1, 2]\n[3]\n", "line 1 is not a JSON object"),
+    ("scalar.json", b"42", "expected text records"),
+    ("counts.json", b'[{"a": 1, "b": true}, {"a": 2, "b": false}]', "no field with text"),
+    ("counts.jsonl", b'{"n": 1.5}\n{"n": null}\n', "no field with text"),
+    ("nested.json", b'[{"text": {"a": {"b": 1}}}]', "no field with text"),
+])
+def test_json_that_is_not_text_documents_is_refused(name, data, message):
+    with pytest.raises(MedSearchError, match=rf"^{name}: .*{message}"):
+        read_documents(name=name, data=data)
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl"])
+def test_deeply_nested_json_is_a_clear_error(name):
+    data = b'{"a": [' * 50_000 + b'"x"' + b"]}" * 50_000
+    with pytest.raises(MedSearchError, match=rf"^{name}: JSON nested too deeply"):
+        read_documents(name=name, data=data)
+    assert table_columns(name, data) is None  # the Corpus page's column guess: no RecursionError
+
+
+@pytest.mark.parametrize("byte", [b"a", b"\x80", b"\xb0", b"\xe4", b"\x00", b"\xff"])
+@pytest.mark.parametrize("name", ["noise.txt", "noise.csv", "noise.md"])
+def test_binary_noise_is_not_text(byte, name):
+    with pytest.raises(MedSearchError, match=rf"^{name}: (does not look like text|not a text file)"):
+        read_documents(name=name, data=byte * 5000)
+
+
+def test_random_bytes_are_not_text():
+    import random
+
+    rng = random.Random(12)
+    for n in range(20):
+        data = bytes(rng.randrange(256) for _ in range(4000))
+        with pytest.raises(MedSearchError, match="does not look like text|not a text file"):
+            read_documents(name=f"r{n}.txt", data=data)
+
+
+def test_real_gb18030_text_is_still_text():
+    from pathlib import Path
+
+    neike = Path("/work/shared/data/zh-dialogue-neike/neike.txt")
+    if not neike.is_file():
+        pytest.skip("the shared GB18030 dialogue file is not here")
+    data = neike.read_bytes()[:300_000]
+    docs = read_documents(name="neike.txt", data=data[: data.rfind(b"\n")])
+    assert docs and sum(len(d.text) for d in docs) > 100_000
+    assert [d.text for d in read_documents(name="z.txt", data=ZH.encode("gb18030"))] == [ZH]
+
+
+def test_row_limit(monkeypatch):
+    monkeypatch.setenv("MEDSEARCH_MAX_ROWS", "3")
+    rows = b"text\n" + b"".join(b"passage %d\n" % i for i in range(4))
+    lines = b"".join(b'{"text": "passage %d"}\n' % i for i in range(4))
+    for name, data in (("four.csv", rows), ("four.jsonl", lines), ("four.txt", rows.replace(b"\n", b"\n\n\n"))):
+        with pytest.raises(TooManyRows) as caught:
+            read_documents(name=name, data=data)
+        assert (caught.value.name, caught.value.limit) == (name, 3)
+        assert str(caught.value) == f"{name}: more than 3 rows, the limit of one ingestion (the server's MEDSEARCH_MAX_ROWS setting)."
+    assert len(read_documents(name="three.csv", data=rows[: rows.rfind(b"passage 3")])) == 3
+    with pytest.raises(TooManyRows, match="^all files: more than 3 rows"):
+        read_many([("a.csv", b"text\none\ntwo\n"), ("b.csv", b"text\nthree\nfour\n")])
+    monkeypatch.setenv("MEDSEARCH_MAX_ROWS", "lots")
+    with pytest.raises(MedSearchError, match="MEDSEARCH_MAX_ROWS must be a positive whole number"):
+        read_documents(name="a.csv", data=b"text\none\n")
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<Document id="x"><QAPairs><QAPair pid="1"><Question>q</Question><Answer>&lol3;</Answer></QAPair></QAPairs></Document>"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/hostname">]>
+<Document id="x"><QAPairs><QAPair pid="1"><Question>q</Question><Answer>&secret;</Answer></QAPair></QAPairs></Document>"""
+
+
+@pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entity expansion", "external entity"])
+def test_xml_entities_are_refused(data):
+    with pytest.raises(MedSearchError, match=r"^e\.xml: XML with entity declarations is refused"):
+        read_documents(name="e.xml", data=data)
+
+
+def test_an_upload_is_read_from_a_file(tmp_path):
+    upload = io.BytesIO(b"title,text\nGout,Urate crystals in joints.\n")
+    path = save_upload(upload, "../../etc/My notes.CSV", tmp_path)
+    assert path.parent == tmp_path and path.suffix == ".csv" and path.read_bytes().startswith(b"title,text")
+    [doc] = read_documents(path, name="My notes.CSV")
+    assert (doc.title, doc.source) == ("Gout", "My notes.CSV")
+    assert table_columns("My notes.CSV", path=path).text == "text"
+    with pytest.raises(MedSearchError, match="x.exe: unsupported file type"):
+        save_upload(io.BytesIO(b"MZ"), "x.exe", tmp_path)

@@ -8,27 +8,29 @@ BEIR when named corpus.jsonl or rows have `_id`), .txt, .md/.markdown, .pdf, .do
 
 from __future__ import annotations
 
-import json
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Union
+from typing import BinaryIO, Callable, Iterable, Union
 
 from medsearch.ingest.beir import read_beir
 from medsearch.ingest.columns import pick_columns, rows_to_documents, union_columns
 from medsearch.ingest.common import IngestOptions, fail, unique_ids
-from medsearch.ingest.csvfile import read_csv, read_rows
+from medsearch.ingest.csvfile import RaggedRows, read_csv, read_rows
 from medsearch.ingest.docxfile import read_docx
 from medsearch.ingest.encoding import decode_bytes, read_text
-from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl, read_jsonl
+from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl, parse_json, read_jsonl
 from medsearch.ingest.markdown import read_markdown
 from medsearch.ingest.medquad import read_medquad
 from medsearch.ingest.pdffile import read_pdf
 from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
 from medsearch.ingest.text import read_txt
+from medsearch.limits import check_rows
 from medsearch.records import Document, MedSearchError
 
-__all__ = ["EXTENSIONS", "FORMATS", "ColumnMapping", "IngestOptions", "detect_format", "read_documents", "read_many",
-           "read_text", "table_columns", "unique_ids"]
+__all__ = ["EXTENSIONS", "FORMATS", "ColumnMapping", "IngestOptions", "RaggedRows", "detect_format", "read_documents",
+           "read_many", "read_text", "save_upload", "table_columns", "unique_ids"]
 
 Reader = Callable[[bytes, str, IngestOptions], list[Document]]
 Source = Union[str, Path, tuple[str, bytes]]
@@ -54,8 +56,8 @@ def _read_jsonl_any(data: bytes, name: str, options: IngestOptions) -> list[Docu
     text = decode_bytes(data, name)
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
-        has_id = isinstance(row := json.loads(first), dict) and "_id" in row
-    except json.JSONDecodeError:
+        has_id = isinstance(row := parse_json(first, name), dict) and "_id" in row
+    except MedSearchError:
         has_id = False
     beir = Path(name).name.lower() == "corpus.jsonl" or has_id
     if beir and not (options.text_column or options.title_column or options.id_column):
@@ -121,10 +123,11 @@ def _table(name: str, data: bytes) -> tuple[list[str], list[dict]] | None:
     return union_columns(rows), rows
 
 
-def table_columns(name: str, data: bytes) -> ColumnMapping | None:
-    """Columns of a CSV/TSV/JSON/JSONL upload with the guessed mapping; None for fixed formats or unreadable files."""
+def table_columns(name: str, data: bytes | None = None, *, path: str | Path | None = None) -> ColumnMapping | None:
+    """Columns of a CSV/TSV/JSON/JSONL upload (`data`, or the file at `path`) with the guessed mapping;
+    None for fixed formats or unreadable files."""
     try:
-        found = _table(name, data)
+        found = _table(name, _load(path, data, name))
         if found is None or not found[1]:
             return None
         columns, rows = found
@@ -176,6 +179,7 @@ def read_documents(
     for doc in docs:
         doc.source = doc.source or name
     docs = unique_ids(d for d in docs if d.text.strip())
+    check_rows(name, len(docs))
     if not docs:
         why = "no question/answer pair with an answer" if key == "medquad" else "no record with text"
         raise fail(name, f"no documents found ({why})")
@@ -215,4 +219,18 @@ def read_many(
             errors.append(str(e))
             continue
         docs.extend(unique_ids(found, taken))
+        check_rows("all files", len(docs))
     return docs, errors
+
+
+def save_upload(upload: BinaryIO, name: str, folder: str | Path) -> Path:
+    """Copy an uploaded file object to a new file in `folder`, in pieces, and return its path.
+
+    The file is named by a random id and the extension of `name` (which must be a supported one), never
+    by `name` itself; read it with `read_documents(path, name=name)`. The caller removes it.
+    """
+    detect_format(name)  # a MedSearchError for an unsupported type
+    path = Path(folder) / f"upload-{uuid.uuid4().hex}{Path(name).suffix.lower()}"
+    with open(path, "xb") as out:
+        shutil.copyfileobj(upload, out, 1 << 20)
+    return path

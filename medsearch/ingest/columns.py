@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from medsearch.ingest.common import IngestOptions, as_text, fail, stem
+from medsearch.ingest.common import IngestOptions, as_text, fail, stem, text_value
 from medsearch.records import Document
 
 TEXT_NAMES = ("text", "content", "body", "answer", "passage", "abstract", "document",
@@ -39,7 +39,7 @@ def _longest(rows: Sequence[dict[str, Any]], columns: Sequence[str], exclude: se
     for col in columns:
         if col in exclude:
             continue
-        total = sum(len(as_text(r.get(col))) for r in rows[:200])
+        total = sum(len(text_value(r.get(col))) for r in rows[:200])
         if total > best_len:
             best, best_len = col, total
     return best
@@ -54,10 +54,12 @@ def pick_columns(
     title_col = _find(columns, o.title_column, name, "title") if o.title_column else None
     text_col = _find(columns, o.text_column, name, "text") if o.text_column else None
     if text_col is None:
-        taken = {c for c in (id_col, title_col) if c}
+        textless = {c for c in columns if not any(text_value(r.get(c)).strip() for r in rows[:200])}
+        taken = {c for c in (id_col, title_col) if c} | textless
         text_col = _guess(columns, TEXT_NAMES, taken) or _longest(rows, columns, taken)
         if text_col is None:
-            raise fail(name, "no text column found; choose one with the text column option")
+            raise fail(name, "no field with text found (only numbers, true/false, empty or nested values); "
+                             "choose the text column")
     if title_col is None and not o.title_column:
         title_col = _guess(columns, TITLE_NAMES, {text_col, id_col or ""})
     if id_col is None and not o.id_column:
@@ -83,7 +85,7 @@ def rows_to_documents(
     text_col, title_col, id_col, meta_cols = pick_columns(columns, rows, options, name)
     docs = []
     for n, row in enumerate(rows, start=1):
-        text = as_text(row.get(text_col)).strip()
+        text = text_value(row.get(text_col)).strip()
         if not text:
             continue
         doc_id = as_text(row.get(id_col)).strip() if id_col else ""

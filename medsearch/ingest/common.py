@@ -57,6 +57,16 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def text_value(value: Any) -> str:
+    """The text a field holds: a string, or strings of a list joined by newlines; numbers, true/false,
+    objects and None hold none ("")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "\n".join(t for t in map(text_value, value) if t)
+    return ""
+
+
 def unique_ids(docs: Iterable[Document], taken: set[str] | None = None) -> list[Document]:
     """Make ids unique by suffixing repeats with -2, -3...; `taken` is updated in place."""
     seen = taken if taken is not None else set()

@@ -8,7 +8,10 @@ import io
 from medsearch.ingest.columns import rows_to_documents
 from medsearch.ingest.common import IngestOptions, fail
 from medsearch.ingest.encoding import decode_bytes
-from medsearch.records import Document
+from medsearch.limits import limited
+from medsearch.records import Document, MedSearchError
+
+SHOWN_LINES = 5
 
 csv.field_size_limit(2**31 - 1)
 
@@ -36,17 +39,39 @@ def _header(raw: list[str]) -> list[str]:
     return out
 
 
+class RaggedRows(MedSearchError):
+    """`count` rows of `name` do not have the header's `fields` fields; `lines` holds the first few line numbers."""
+
+    def __init__(self, name: str, count: int, lines: list[int], fields: int) -> None:
+        self.name, self.count, self.lines, self.fields = name, count, lines, fields
+        shown = ", ".join(map(str, lines)) + (", …" if count > len(lines) else "")
+        super().__init__(f"{name}: {count} rows do not have the header's {fields} fields (lines {shown}); "
+                         "quote fields that hold the delimiter, or fix those rows")
+
+
+def _fits(line: list[str], width: int) -> bool:
+    """True for a row of the header's width (extra fields are allowed when empty, as spreadsheets write them)."""
+    return len(line) == width or (len(line) > width and not any(v.strip() for v in line[width:]))
+
+
 def read_rows(text: str, name: str, delimiter: str | None = None) -> tuple[list[str], list[dict[str, str]]]:
-    """Parse CSV/TSV text into (columns, rows); the first line is the header."""
+    """Parse CSV/TSV text into (columns, rows); the first line is the header. Rows with more or fewer
+    fields than the header are refused (RaggedRows), more rows than `limits.max_rows()` too."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter or _delimiter(text, name))
+    rows, ragged = [], []
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise fail(name, "no header row (the first line must name the columns)")
         columns = _header(header)
-        rows = [dict(zip(columns, (v.strip() for v in line))) for line in reader if any(line)]
+        for line in limited((line for line in reader if any(line)), name):
+            if not _fits(line, len(columns)):
+                ragged.append(reader.line_num)
+            rows.append(dict(zip(columns, (v.strip() for v in line))))
     except csv.Error as e:
         raise fail(name, f"invalid CSV on line {reader.line_num}: {e}") from e
+    if ragged:
+        raise RaggedRows(name, len(ragged), ragged[:SHOWN_LINES], len(columns))
     return columns, rows
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from pathlib import Path
 
 from charset_normalizer import from_bytes
 
 from medsearch.records import MedSearchError
 
+SAMPLE = 200_000  # characters looked at to tell text from noise
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -52,9 +54,27 @@ def _odd_two_byte(text: str) -> bool:
     return any(0x250 <= c < 0x800 for c in non_ascii)
 
 
+def _noise(text: str) -> str | None:
+    """Why decoded bytes are no text, or None: a long run of one or two characters (a file of one repeated
+    byte), or unassigned and private-use characters (random bytes read in some encoding)."""
+    sample = [c for c in text[:SAMPLE] if not c.isspace()]
+    if len(sample) >= 64 and len(set(sample)) <= 2:
+        return f"{len(text):,} characters of only {''.join(sorted(set(sample)))!r}"
+    odd = sum(1 for c in sample if unicodedata.category(c) in ("Cn", "Co", "Cs"))
+    return f"{odd} unassigned or private-use characters" if odd > len(sample) * 0.01 else None
+
+
 def decode_bytes(data: bytes, name: str = "") -> str:
-    """Decode `data` to text, raising MedSearchError if it is empty or not text."""
-    label = name or "input"
+    """Decode `data` to text, raising MedSearchError if it is empty, not text, or noise (`_noise`)."""
+    text = _decode(data, name or "input")
+    why = _noise(text)
+    if why:
+        raise MedSearchError(f"{name or 'input'}: does not look like text ({why})")
+    return text
+
+
+def _decode(data: bytes, label: str) -> str:
+    """`data` decoded in the encoding it most likely has."""
     if not data:
         raise MedSearchError(f"{label}: the file is empty")
     for bom, encoding in _BOMS:

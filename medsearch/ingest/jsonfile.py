@@ -8,27 +8,31 @@ from typing import Any
 from medsearch.ingest.columns import rows_to_documents, union_columns
 from medsearch.ingest.common import IngestOptions, fail
 from medsearch.ingest.encoding import decode_bytes
+from medsearch.limits import limited
 from medsearch.records import Document
 
 
-def load_json(data: bytes, name: str) -> Any:
-    """Parse JSON, reporting the line and column of a syntax error."""
+def parse_json(text: str, name: str, line: int | None = None) -> Any:
+    """Parse one JSON value, reporting where a syntax error is; JSON nested too deeply is a clear error."""
     try:
-        return json.loads(decode_bytes(data, name))
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise fail(name, f"invalid JSON on line {e.lineno}, column {e.colno}: {e.msg}") from e
+        raise fail(name, f"invalid JSON on line {line or e.lineno}, column {e.colno}: {e.msg}") from e
+    except RecursionError as e:
+        raise fail(name, "JSON nested too deeply to be documents") from e
+
+
+def load_json(data: bytes, name: str) -> Any:
+    """Parse a JSON file."""
+    return parse_json(decode_bytes(data, name), name)
 
 
 def load_jsonl(data: bytes, name: str) -> list[dict[str, Any]]:
-    """Parse JSON Lines: one object per non-blank line."""
+    """Parse JSON Lines: one object per non-blank line, at most `limits.max_rows()` of them."""
     rows = []
-    for n, line in enumerate(decode_bytes(data, name).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise fail(name, f"invalid JSON on line {n}, column {e.colno}: {e.msg}") from e
+    numbered = ((n, line) for n, line in enumerate(decode_bytes(data, name).splitlines(), start=1) if line.strip())
+    for n, line in limited(numbered, name):
+        row = parse_json(line, name, n)
         if not isinstance(row, dict):
             raise fail(name, f"line {n} is not a JSON object")
         rows.append(row)
@@ -54,7 +58,7 @@ def json_rows(value: Any, name: str) -> tuple[list[dict[str, Any]], list[str] | 
             return [{"text": v} for v in value], None
         if all(isinstance(v, dict) for v in value):
             return value, None
-    raise fail(name, "expected a list of objects or an object of objects")
+    raise fail(name, "expected text records: a list of objects or of strings, or an object of objects")
 
 
 def read_json(data: bytes, name: str, options: IngestOptions) -> list[Document]:

@@ -1,4 +1,4 @@
-"""MedQuAD XML: `<Document id source url><Focus/><QAPairs><QAPair pid>...` files.
+"""MedQuAD XML: `<Document id source url><Focus/><QAPairs><QAPair pid>...` files, parsed with defusedxml.
 
 The variant spellings found in the real collection are accepted too: root `<doc
 docid corpus>` or `<DiseaseFile fid>`, `<doctitle-focus>`, `<pair>`, lower-case
@@ -8,6 +8,9 @@ docid corpus>` or `<DiseaseFile fid>`, `<doctitle-focus>`, `<pair>`, lower-case
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
 
 from medsearch.ingest.common import IngestOptions, clean_text, fail
 from medsearch.records import Document
@@ -42,7 +45,10 @@ def read_medquad(data: bytes, name: str, options: IngestOptions | None = None) -
     if not data.strip():
         raise fail(name, "the file is empty")
     try:
-        root = ET.fromstring(data)
+        root = DefusedET.fromstring(data)
+    except DefusedXmlException as e:
+        raise fail(name, "XML with entity declarations is refused (they can expand without bound or read "
+                         "other files); remove the <!DOCTYPE …> part") from e
     except ET.ParseError as e:
         raise fail(name, f"invalid XML ({e})") from e
     if _tag(root) not in ROOTS:
