@@ -211,7 +211,9 @@ def _collections(args: argparse.Namespace) -> int:
         Collection.open(args.name, args.home)
         if not args.yes:
             raise MedSearchError(f"Add --yes to delete collection '{args.name}' for good.")
-        delete_collection(args.name, args.home, wait=WAIT)
+        exported = delete_collection(args.name, args.home, wait=WAIT, export_to=Path(args.export) if args.export else None)
+        if args.export:
+            print(f"exported to {args.export}: " + ", ".join(f"{table} {n}" for table, n in exported.items()))
         print(f"deleted {args.name}")
         return 0
     if args.action == "info":
@@ -317,6 +319,8 @@ def parser() -> argparse.ArgumentParser:
     col.add_argument("action", nargs="?", choices=("list", "info", "delete"), default="list")
     col.add_argument("name", nargs="?")
     col.add_argument("--yes", action="store_true")
+    col.add_argument("--export", metavar="DIR", help="with delete: first save the collection's answers, feedback, "
+                                                     "labels and triplets there as JSON Lines")
     col.add_argument("--json", action="store_true")
     col.set_defaults(run=_collections)
     return p

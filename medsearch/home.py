@@ -12,6 +12,7 @@ from pathlib import Path
 from medsearch.records import MedSearchError
 
 _NAME = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]{0,63}")
+_LEFTOVER = re.compile(rf"\.(tmp|old|del)-({_NAME.pattern})-[0-9a-f]{{8}}")
 
 
 def medsearch_home(home: str | Path | None = None) -> Path:
@@ -29,20 +30,44 @@ def folder_name(name: str, what: str) -> str:
     return name
 
 
+def sibling(target: Path, kind: str) -> Path:
+    """A new hidden sibling of `target`: `.tmp-` (a build under way), `.old-` (the folder a swap is replacing)
+    or `.del-` (being deleted), then `target`'s name and 8 hex digits, so `leftovers` reads the name back exactly."""
+    return target.parent / f".{kind}-{target.name}-{uuid.uuid4().hex[:8]}"
+
+
+def leftovers(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """The hidden siblings (see `sibling`) in `root`: {exact name they belong to: {kind: folders}}."""
+    found: dict[str, dict[str, list[Path]]] = {}
+    for path in root.iterdir() if root.is_dir() else ():
+        match = _LEFTOVER.fullmatch(path.name)
+        if match and path.is_dir():
+            found.setdefault(match[2], {}).setdefault(match[1], []).append(path)
+    return found
+
+
+def discard(folder: Path, owner: Path) -> None:
+    """Remove `folder` (`owner` or one of its siblings) for good: it is renamed to a `.del-` sibling of `owner`
+    first, so a process killed during the removal never leaves a folder that recovery would put back."""
+    gone = sibling(owner, "del")
+    os.rename(folder, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def replace_folder(target: Path, build: Callable[[Path], None]) -> None:
     """Run `build` on a fresh temporary sibling folder, then swap it in for `target`.
 
     A failed build leaves `target` untouched; a process killed between the two renames leaves
-    the previous folder as `.old-<name>-*`, which `Collection.open` puts back.
+    the previous folder as `.old-<name>-<hex>`, which `recovery.tidy` puts back.
     """
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp = sibling(target, "tmp")
     tmp.mkdir(parents=True)
     try:
         build(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
+    old = sibling(target, "old")
     if target.exists():
         os.rename(target, old)
     try:
@@ -52,4 +77,5 @@ def replace_folder(target: Path, build: Callable[[Path], None]) -> None:
             os.rename(old, target)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        discard(old, target)

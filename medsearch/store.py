@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from medsearch.home import medsearch_home
+from medsearch.records import MedSearchError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -40,6 +41,7 @@ CREATE INDEX IF NOT EXISTS labels_by_annotator ON labels (annotator);
 
 
 _TRIPLET = ("query", "positive_id", "positive", "negative_id", "negative")
+TABLES = ("answers", "feedback", "labels", "triplets")
 
 
 def _now() -> str:
@@ -55,6 +57,27 @@ def _insert_triplet(db: sqlite3.Connection, values: tuple, annotator: str, sourc
     return int(cursor.lastrowid)
 
 
+def store_path(collection_name: str, home: str | Path | None = None) -> Path:
+    """Where a collection's store is, whether or not it exists yet."""
+    return medsearch_home(home) / ".stores" / f"{collection_name}.sqlite"
+
+
+def drop_store(collection_name: str, home: str | Path | None = None, export_to: Path | None = None) -> dict[str, int]:
+    """Delete a collection's store (with its -wal and -shm files); with `export_to`, first write each table
+    there as `<table>.jsonl`. Returns the rows exported per table."""
+    path, exported = store_path(collection_name, home), {}
+    if export_to is not None:
+        files = {table: Path(export_to) / f"{table}.jsonl" for table in TABLES}
+        if any(f.exists() for f in files.values()):
+            raise MedSearchError(f"{export_to} already holds an export; choose an empty folder.")
+        Path(export_to).mkdir(parents=True, exist_ok=True)
+        store = Store(path)
+        exported = {table: store.export_jsonl(table, file) for table, file in files.items()}
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return exported
+
+
 class Store:
     """Answers, feedback and triplets of one collection in one SQLite file."""
 
@@ -68,7 +91,7 @@ class Store:
     @classmethod
     def of(cls, collection_name: str, home: str | Path | None = None) -> Store:
         """The store of a collection (created on first use)."""
-        return cls(medsearch_home(home) / ".stores" / f"{collection_name}.sqlite")
+        return cls(store_path(collection_name, home))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -181,7 +204,7 @@ class Store:
 
     def rows(self, table: str, limit: int = 1000) -> list[dict]:
         """The newest rows of 'answers', 'feedback', 'labels' or 'triplets', as dicts."""
-        if table not in ("answers", "feedback", "labels", "triplets"):
+        if table not in TABLES:
             raise ValueError(f"unknown table {table}")
         with self._connect() as db:
             return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id DESC LIMIT ?", (limit,))]

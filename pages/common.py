@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,10 +74,18 @@ def language_switch() -> None:
                      format_func=LANGUAGES.get, key="lang_switch", on_change=_switched, horizontal=True)
 
 
-@st.cache_resource(show_spinner=False)
+_OPEN: dict[str, Collection] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 def open_collection(name: str, created: str) -> Collection:
-    """One Collection (with its loaded indexes and models) per process and build, shared by sessions."""
-    return Collection.open(name)
+    """One Collection (with its loaded indexes and models) per process and name, shared by sessions: the build
+    created at `created`, reopened when the folder holds another build, so older builds leave memory."""
+    with _OPEN_LOCK:
+        cached = _OPEN.get(name)
+        if cached is None or cached.manifest["created"] != created or not cached.is_current():
+            _OPEN[name] = cached = Collection.open(name)
+        return cached
 
 
 def model_label(spec: str | None) -> str:
