@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from medsearch.audit import cli_user, record
 from medsearch.failures import STORAGE_ERRORS, storage_message
 from medsearch.records import MedSearchError
 
@@ -38,7 +39,7 @@ def _ask(args: argparse.Namespace) -> int:
     from medsearch.rag import Asking, generator_for
 
     collection = Collection.open(args.collection, args.home)
-    asking = Asking(collection, args.question, generator_for(collection, args.generator), args.k)
+    asking = Asking(collection, args.question, generator_for(collection, args.generator), args.k, user=cli_user())
     error = None
     try:
         for piece in asking.pieces():
@@ -76,7 +77,8 @@ def _mine(args: argparse.Namespace) -> int:
                             args.max_overlap)
     triplets = mine(collection, pairs, options, BarProgress())
     Path(args.out).write_bytes(write_triplets(triplets, "csv" if args.out.lower().endswith(".csv") else "jsonl"))
-    saved = Store.of(collection.name, args.home).import_triplets(triplets, source="mined") if args.save else None
+    saved = Store.of(collection.name, args.home).import_triplets(triplets, source="mined", annotator=cli_user()) \
+        if args.save else None
     print(f"{len(triplets)} triplets from {len(pairs)} pairs -> {args.out}"
           + (f" ({saved} new ones also saved to the store)" if args.save else ""))
     return 0
@@ -107,6 +109,8 @@ def _train(args: argparse.Namespace) -> int:
     bar, staging = BarProgress(), Path(args.out) if args.out else models_root(args.home) / f".staging-{config.name}"
     card = fine_tune(triplets, config, staging, corpus=corpus, progress=lambda step: bar("train", step["step"], step["total"]))
     folder = staging if args.out else register(staging, card, args.home)
+    record("train", card["name"], cli_user(), args.home, triplets=len(triplets), base=config.base, loss=config.loss,
+           folder=str(folder))
     print(f"saved {card['name']} to {folder}: {card['n_train']} train / {card['n_held_out']} held-out triplets, "
           f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['seconds']:.0f} s")
     for side, label in (("base", card["baseline"]), ("tuned", "tuned")):
@@ -139,6 +143,8 @@ def _ingest(args: argparse.Namespace) -> int:
         models = [] if args.no_dense else (args.model or None)
         build = BuildOptions(args.chunk_size, args.overlap, models)
         collection = Collection.create(args.name, documents, build, home=args.home, progress=progress, wait=WAIT)
+    record("append" if exists and args.append else "rebuild" if exists else "build", args.name, cli_user(), args.home,
+           documents=len(documents))
     s = collection.summary()
     print(f"{s['name']}: {s['documents']} documents, {s['chunks']} chunks, models: {s['models']}")
     if collection.default_model:
@@ -150,10 +156,9 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
-    from medsearch.limits import checked_query
 
     collection = Collection.open(args.collection, args.home)
-    hits = collection.search(checked_query(args.query), args.k, args.retriever, args.model)
+    hits = collection.search(args.query, args.k, args.retriever, args.model)
     if args.json:
         rows = [{**vars(h), "title": collection.chunks[h.chunk_id].title, "text": collection.chunks[h.chunk_id].text}
                 for h in hits]
@@ -212,6 +217,7 @@ def _collections(args: argparse.Namespace) -> int:
         if not args.yes:
             raise MedSearchError(f"Add --yes to delete collection '{args.name}' for good.")
         exported = delete_collection(args.name, args.home, wait=WAIT, export_to=Path(args.export) if args.export else None)
+        record("delete", args.name, cli_user(), args.home, exported=args.export or "")
         if args.export:
             print(f"exported to {args.export}: " + ", ".join(f"{table} {n}" for table, n in exported.items()))
         print(f"deleted {args.name}")

@@ -42,6 +42,7 @@ from medsearch.retrieval import ChunkTable, Retriever, best_per_document, search
 from medsearch.sparse import BM25Retriever, TfidfRetriever
 from medsearch.store import drop_store
 from medsearch.text import Tokenizer, detect_lang, language_mix
+from medsearch.limits import checked_query
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class CollectionChanged(MedSearchError):
     """The folder of a Collection object holds another build (or none) than the one it opened."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         super().__init__(f"Collection '{name}' was rebuilt since it was opened; reopen it.")
 
 
@@ -269,7 +271,7 @@ class Collection:
         `filters` keeps chunks whose metadata matches: {column: value} or {column: [allowed values]},
         compared as text; an empty list of allowed values does not filter that column.
         """
-        if not query.strip():
+        if not checked_query(query).strip():
             raise MedSearchError("The query is empty.")
         wanted = {col: {str(v) for v in (allowed if isinstance(allowed, (list, tuple, set, frozenset)) else [allowed])}
                   for col, allowed in (filters or {}).items()}

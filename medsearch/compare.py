@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from medsearch.collection import Collection
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.records import Hit
+from medsearch.limits import checked_query
 
 DEPTH = 100
 SHOWN_METRICS = ("ndcg@10", "mrr@10", "recall@10")
@@ -67,7 +68,8 @@ def judged(collection: Collection, query: str) -> dict[str, int]:
 def compare(collection: Collection, query: str, retrievers: Sequence[str] = ("bm25", "dense"), k: int = 10,
             model: str | None = None) -> Comparison:
     """Each retriever's top-k documents and where the others ranked them (judged with the collection's qrels)."""
-    found = dict(zip(retrievers, (collection.search_documents([query], DEPTH, kind, model)[0] for kind in retrievers)))
+    found = dict(zip(retrievers, (collection.search_documents([checked_query(query)], DEPTH, kind, model)[0]
+                                         for kind in retrievers)))
     ranks = {name: {h.doc_id: h.rank for h in hits} for name, hits in found.items()}
     columns = {name: [Entry(h, {o: ranks[o].get(h.doc_id) for o in found if o != name},
                             all(ranks[o].get(h.doc_id, k + 1) <= k for o in found)) for h in hits[:k]]

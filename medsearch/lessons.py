@@ -17,6 +17,7 @@ from medsearch.grounding import Answer, Passage, extractive_answer, grounded_pro
 from medsearch.losses import LOSSES
 from medsearch.records import MedSearchError
 from medsearch.text import Tokenizer
+from medsearch.limits import checked_query
 
 RAG_QUESTION = "孕妇能吃头孢吗？"
 SPARSE_QUERY = "吃完饭胸口火辣辣的，还总往上冒酸水"
@@ -70,7 +71,7 @@ class GroundedDemo:
 
 def top_passages(collection: Collection, query: str, k: int = 3, retriever: str = "auto") -> list[Passage]:
     """The top-k documents for a query (each with its best chunk), numbered from 1."""
-    return passages_from_hits(collection, collection.search_documents([query], k, retriever)[0])
+    return passages_from_hits(collection, collection.search_documents([checked_query(query)], k, retriever)[0])
 
 
 def relevant(collection: Collection, query: str) -> dict[str, int]:

@@ -56,11 +56,11 @@ class Asking:
     A question longer than `limits.MAX_QUERY_CHARS` is refused (`QueryTooLong`) before any retrieval."""
 
     def __init__(self, collection: Collection, question: str, generator: Generator, k: int = 5,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, user: str = "") -> None:
         if not question.strip():
             raise MedSearchError("The question is empty.")
         self.collection, self.question, self.generator = collection, checked_query(question.strip()), generator
-        self.store = store or Store.of(collection.name, collection.folder.parent)
+        self.store, self.user = store or Store.of(collection.name, collection.folder.parent), user
         start = time.perf_counter()
         hits = collection.search_documents([self.question], k, "auto")[0]
         self.retrieval_ms = (time.perf_counter() - start) * 1000
@@ -89,13 +89,13 @@ class Asking:
                                 self.generation_ms, self.error)
         answer.log_id = self.store.log_answer(
             answer.question, answer.text, answer.generator, answer.extractive, answer.citations,
-            [asdict(p) for p in answer.passages], answer.retrieval_ms, answer.generation_ms, answer.error)
+            [asdict(p) for p in answer.passages], answer.retrieval_ms, answer.generation_ms, answer.error, self.user)
         return answer
 
 
-def ask(collection: Collection, question: str, generator: Generator, k: int = 5) -> GroundedAnswer:
-    """Answer a question in one call (no streaming)."""
-    run = Asking(collection, question, generator, k)
+def ask(collection: Collection, question: str, generator: Generator, k: int = 5, user: str = "") -> GroundedAnswer:
+    """Answer a question in one call (no streaming); `user` is logged with it."""
+    run = Asking(collection, question, generator, k, user=user)
     for _ in run.pieces():
         pass
     return run.result()

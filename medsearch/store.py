@@ -22,7 +22,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY, created TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
     generator TEXT NOT NULL, extractive INTEGER NOT NULL, citations TEXT NOT NULL, passages TEXT NOT NULL,
-    retrieval_ms REAL NOT NULL, generation_ms REAL NOT NULL, error TEXT NOT NULL DEFAULT '');
+    retrieval_ms REAL NOT NULL, generation_ms REAL NOT NULL, error TEXT NOT NULL DEFAULT '',
+    user TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY, created TEXT NOT NULL, answer_id INTEGER NOT NULL REFERENCES answers(id),
     kind TEXT NOT NULL CHECK (kind IN ('up', 'down', 'wrong_citation')), passage INTEGER, doc_id TEXT,
@@ -40,6 +41,8 @@ CREATE INDEX IF NOT EXISTS labels_by_annotator ON labels (annotator);
 """
 
 
+# Columns added since a table was first created: (table, column, definition), applied to older files.
+_ADDED = (("answers", "user", "TEXT NOT NULL DEFAULT ''"),)
 _TRIPLET = ("query", "positive_id", "positive", "negative_id", "negative")
 TABLES = ("answers", "feedback", "labels", "triplets")
 
@@ -55,6 +58,16 @@ def _insert_triplet(db: sqlite3.Connection, values: tuple, annotator: str, sourc
                         "annotator, source, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (_now(), _now(), *values, annotator, source, status))
     return int(cursor.lastrowid)
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
+    """Add a column a file made by an older MedSearch lacks (another process may add it at the same time)."""
+    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+        try:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def store_path(collection_name: str, home: str | Path | None = None) -> Path:
@@ -87,6 +100,8 @@ class Store:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            for table, column, definition in _ADDED:
+                _add_column(db, table, column, definition)
 
     @classmethod
     def of(cls, collection_name: str, home: str | Path | None = None) -> Store:
@@ -104,14 +119,15 @@ class Store:
             db.close()
 
     def log_answer(self, question: str, answer: str, generator: str, extractive: bool, citations: list[int],
-                   passages: list[dict], retrieval_ms: float, generation_ms: float, error: str = "") -> int:
-        """Save one answer with its passages and timings; returns its id."""
+                   passages: list[dict], retrieval_ms: float, generation_ms: float, error: str = "",
+                   user: str = "") -> int:
+        """Save one answer with its passages and timings, and who asked; returns its id."""
         with self._connect() as db:
             cursor = db.execute(
                 "INSERT INTO answers (created, question, answer, generator, extractive, citations, passages, "
-                "retrieval_ms, generation_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "retrieval_ms, generation_ms, error, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_now(), question, answer, generator, int(extractive), json.dumps(citations),
-                 json.dumps(passages, ensure_ascii=False), retrieval_ms, generation_ms, error))
+                 json.dumps(passages, ensure_ascii=False), retrieval_ms, generation_ms, error, user))
             return int(cursor.lastrowid)
 
     def add_feedback(self, answer_id: int, kind: str, passage: int | None = None, doc_id: str | None = None,
@@ -151,6 +167,12 @@ class Store:
         with self._connect() as db:
             rows = db.execute("SELECT doc_id, label FROM labels WHERE query = ? ORDER BY id", (query,))
             return {r["doc_id"]: r["label"] for r in rows}
+
+    def labels_of(self, annotator: str, limit: int = 100) -> list[dict]:
+        """This annotator's newest labels (query, doc id, label, created)."""
+        with self._connect() as db:
+            return [dict(r) for r in db.execute("SELECT created, query, doc_id, label FROM labels WHERE annotator = ? "
+                                                "ORDER BY id DESC LIMIT ?", (annotator, limit))]
 
     def annotator_totals(self) -> dict[str, int]:
         """Labels per annotator (skips included), most first."""

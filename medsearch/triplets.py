@@ -25,6 +25,7 @@ from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
 from medsearch.ingest.jsonfile import load_jsonl
 from medsearch.records import MedSearchError
+from medsearch.limits import checked_query
 
 FIELDS = ("query", "positive", "negative")
 Progress = Callable[[str, int, int], None]
@@ -179,7 +180,7 @@ def candidates(collection: Collection, query: str, per_retriever: int = 5) -> li
     kinds = ["bm25"] + (["dense"] if collection.default_model else [])
     pool: dict[str, Candidate] = {}
     for kind in kinds:
-        for hit in collection.search_documents([query], per_retriever, kind)[0]:
+        for hit in collection.search_documents([checked_query(query)], per_retriever, kind)[0]:
             doc = collection.documents[hit.doc_id]
             pool.setdefault(hit.doc_id, Candidate(doc.id, doc.title, doc.text, {})).ranks[kind] = hit.rank
     shown = list(pool.values())

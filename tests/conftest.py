@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -80,3 +81,27 @@ def restore_demo(demo_home):
         if (saved / name).exists():
             shutil.copytree(saved / name, demo_home / name)
     shutil.rmtree(saved)
+
+
+@pytest.fixture
+def read_only():
+    """`read_only(home)`: a command prefix under which `home` is read-only: as root (whom permissions do not stop)
+    a read-only bind mount in a mount namespace of its own, else write permission taken from every folder
+    under it until the test ends. Skips where neither can be done."""
+    taken: list[Path] = []
+
+    def prefix(home: Path) -> list[str]:
+        if os.geteuid() != 0:
+            taken.extend(p for p in [home, *home.rglob("*")] if p.is_dir())
+            for folder in taken:
+                folder.chmod(0o555)
+            return []
+        command = ["unshare", "-m", "sh", "-c",
+                   'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"', str(home)]
+        if not shutil.which("unshare") or subprocess.run([*command, "touch", str(home / "probe")]).returncode == 0:
+            pytest.skip("cannot make a read-only folder here")
+        return command
+
+    yield prefix
+    for folder in taken:
+        folder.chmod(0o755)

@@ -3,7 +3,7 @@
 from medsearch.store import Store
 from medsearch.triplets import read_triplets, write_triplets
 
-PAGE = "pages/annotate.py"
+PAGE = "views/annotate.py"
 
 
 def click(app, label, n=0):
@@ -31,7 +31,10 @@ def test_label_undo_and_totals(restore_demo, open_app):
     click(app, "撤销我的上一条标注")
     assert list(store.labels_for("血糖高吃什么好").values()) == ["positive"]
     assert store.annotator_totals()["ann"] == 1
-    assert ["ann", 1] in app.dataframe[0].value.values.tolist()
+    tables = [d.value.values.tolist() for d in app.dataframe]
+    assert ["ann", 1] in tables[1]  # labels per annotator, beside
+    kept = next(doc for doc, label in store.labels_for("血糖高吃什么好").items() if label == "positive")
+    assert [row[1:] for row in tables[0]] == [["血糖高吃什么好", kept, "positive"]]  # "my latest labels"
 
 
 def test_query_list_gives_the_next_unlabeled_query(restore_demo, open_app):

@@ -6,7 +6,7 @@ import json
 
 from medsearch.store import Store
 
-PAGE = "pages/answers.py"
+PAGE = "views/answers.py"
 
 
 def test_example_question_gets_a_cited_extractive_answer(demo_home, open_app):
@@ -24,7 +24,7 @@ def test_example_question_gets_a_cited_extractive_answer(demo_home, open_app):
 
 def test_wrong_citation_becomes_a_negative_triplet_and_ratings_are_saved(demo_home, open_app):
     app = open_app(demo_home, "en", PAGE)
-    app.text_input(key="question").input("How do I recognize a stroke?").run()
+    app.text_input(key="question").input("How do I recognize a stroke?")
     next(b for b in app.button if b.label == "Answer").click().run()
     answer_id = Store.of("demo", demo_home).rows("answers", 1)[0]["id"]
     next(b for b in app.button if b.label == "This citation is wrong").click().run()
@@ -48,7 +48,7 @@ def test_unreachable_language_model_gives_a_clear_message(demo_home, open_app, t
     _endpoints(tmp_path, monkeypatch, '[chat.gone]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
     app = open_app(demo_home, "en", PAGE)
     app.radio(key="generator-kind").set_value("gone").run()
-    app.text_input(key="question").input("asthma").run()
+    app.text_input(key="question").input("asthma")
     next(b for b in app.button if b.label == "Answer").click().run()
     assert not app.exception
     assert any("No answer" in e.value and "unreachable" in e.value for e in app.error)
@@ -69,7 +69,7 @@ def test_a_visitor_cannot_send_the_server_key_anywhere(demo_home, open_app, tmp_
                                                         "team: plain (OpenAI-compatible server)",
                                                         "leaky: leaky (OpenAI-compatible server)"]
     app.radio(key="generator-kind").set_value("team").run()
-    app.text_input(key="question").input("What is gout?").run()
+    app.text_input(key="question").input("What is gout?")
     next(b for b in app.button if b.label == "Answer").click().run()
     assert not app.exception
     assert any("Metformin" in m.value for m in app.markdown)

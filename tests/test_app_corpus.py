@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from medsearch.collection import BuildOptions, Collection
 from medsearch.records import Document
 
-PAGE = "pages/corpus.py"
+PAGE = "views/corpus.py"
 CSV = ("id,question,answer,department\n"
        "1,头痛怎么办,多休息，必要时服用对乙酰氨基酚等止痛药。,神经内科\n"
        "2,What is asthma?,Asthma is a chronic disease of the airways that causes wheezing.,respiratory\n").encode()
@@ -66,7 +66,7 @@ def test_existing_name_is_refused_and_kept(tmp_path, open_app):
 def test_add_to_an_existing_collection(tmp_path, open_app):
     Collection.create("qa", [Document("keep", "saved before")], BuildOptions(models=[]), home=tmp_path)
     app = upload(open_app(tmp_path, page=PAGE))
-    app.radio[-1].set_value("existing").run()
+    app.radio(key="target").set_value("existing").run()
     click(app, "Build the collection")
     assert set(Collection.open("qa", tmp_path).documents) == {"keep", "1", "2", "notes"}
 

@@ -8,7 +8,7 @@ from medsearch.collection import Collection
 from medsearch.store import Store
 from medsearch.triplets import MiningOptions, mine, pairs_from_eval
 
-PAGE = "pages/finetune.py"
+PAGE = "views/finetune.py"
 
 
 def wait_for(app, text: str, seconds: float = 240) -> None:

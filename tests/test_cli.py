@@ -145,20 +145,7 @@ def test_mine_writes_seed_triplets_and_saves_them(demo_home, tmp_path):
     assert bad.returncode == 1 and "none.csv: file not found" in bad.stderr
 
 
-def read_only(home):
-    """A command prefix that runs the CLI with `home` read-only: chmod 0o500, or as root (whom permissions do not
-    stop) a read-only bind mount of it in a mount namespace of its own."""
-    if os.geteuid() != 0:
-        home.chmod(0o500)
-        return []
-    prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"',
-              str(home)]
-    if not shutil.which("unshare") or subprocess.run([*prefix, "touch", str(home / "probe")]).returncode == 0:
-        pytest.skip("cannot make a read-only folder here")
-    return prefix
-
-
-def test_read_only_home_is_one_line_per_command(tmp_path):
+def test_read_only_home_is_one_line_per_command(tmp_path, read_only):
     home, csv = tmp_path / "home", tmp_path / "notes.csv"
     csv.write_text("title,text\nGout,Gout is arthritis caused by urate crystals.\nAsthma,Asthma narrows the airways.\n")
     run("ingest", "notes", str(csv), "--no-dense", home=home)

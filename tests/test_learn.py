@@ -13,7 +13,7 @@ from medsearch.text import Tokenizer
 
 @pytest.fixture
 def page(demo_home, open_app):
-    return lambda lang="en": open_app(demo_home, lang, "pages/learn.py")
+    return lambda lang="en": open_app(demo_home, lang, "views/learn.py")
 
 
 def click(app: AppTest, key: str) -> AppTest:

@@ -152,7 +152,7 @@ def test_an_object_opened_before_a_rebuild_refuses_to_mix_builds(home):
 
 
 def test_the_app_keeps_only_the_newest_build_of_a_collection(home):
-    from pages.common import open_collection
+    from views.common import open_collection
 
     first = Collection.create("kb", DOCS[:1], SPARSE).manifest["created"]
     cached = open_collection("kb", first)

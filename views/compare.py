@@ -9,7 +9,8 @@ from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.records import MedSearchError
-from pages.common import choose, lang, model_label, pick_collection, texts
+from medsearch.limits import MAX_QUERY_CHARS
+from views.common import choose, failure, lang, model_label, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("BM25 vs dense, side by side", "BM25 与稠密检索对比"),
@@ -154,11 +155,11 @@ with side:
              if len(collection.models) > 1 else collection.default_model)
     k = st.slider(t("k"), 3, 20, 10)
     third = st.radio(t("third"), ["none", "auto", "hybrid"], format_func=lambda o: t("no_third") if o == "none" else t(o),
-                     horizontal=True)
+                     horizontal=True, key="third")
 with top:
     if "compare_query" not in st.session_state:
         st.session_state.compare_query = "血压升高应该怎么办？" if lang() == "zh" else "How do I recognize a stroke?"
-    query = st.text_input(t("query"), key="compare_query", placeholder=t("placeholder"))
+    query = st.text_input(t("query"), key="compare_query", placeholder=t("placeholder"), max_chars=MAX_QUERY_CHARS)
     if collection.eval_set:
         st.selectbox(t("judged"), list(collection.eval_set.queries.values()), index=None, key="compare_judged",
                      on_change=set_query)
@@ -169,7 +170,7 @@ if query.strip():
         result = compare(collection, query, kinds, k, model)
         result.judge(relevance(collection, result, query))
     except MedSearchError as exc:
-        st.error(t("error", error=exc))
+        st.error(t.plain("error", error=failure(exc)))
         st.stop()
     overlap = result.overlap()
     cells = st.columns(len(kinds) + 1)

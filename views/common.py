@@ -8,13 +8,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from medsearch.collection import Collection, list_collections
+from medsearch.access import LOCAL, User, load_roles
+from medsearch.collection import Collection, CollectionChanged, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import Passage
 from medsearch.i18n import LANGUAGES, Texts
-from medsearch.records import MedSearchError
+from medsearch.failures import REASONS, STORAGE_ERRORS, first_line, storage_reason
+from medsearch.ingest import RaggedRows
 from medsearch.inert import inert
+from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
+from medsearch.records import MedSearchError
 from medsearch.progress import Eta
 
 TEXTS = Texts({
@@ -28,6 +32,25 @@ TEXTS = Texts({
              "when that is done.", "文档集“{name}”正忙：有人在 {since} 开始{action}。未做任何改动，请稍后再试。"),
     "build": ("build", "构建"), "append": ("add documents to", "添加文档"), "rebuild": ("rebuild", "重建"),
     "add_model": ("add a model to", "添加模型"), "delete": ("delete", "删除"),
+    "too_long": ("The query is {length:,} characters long; the limit is {limit:,}. Shorten it.",
+                 "查询有 {length:,} 个字符，上限为 {limit:,}。请缩短。"),
+    "too_many": ("{name}: more than {limit:,} rows, the most one upload may hold (the server's MEDSEARCH_MAX_ROWS).",
+                 "{name}：超过 {limit:,} 行，超出单次上传的上限（服务器的 MEDSEARCH_MAX_ROWS）。"),
+    "all files": ("all files", "全部文件"),
+    "ragged": ("{name}: {count} rows do not have the header's {fields} fields (lines {lines}). Quote fields that "
+               "hold the delimiter, or fix those rows.", "{name}：有 {count} 行的字段数与表头的 {fields} 个不符（第 {lines} 行）。"
+               "请给含分隔符的字段加引号，或修正这些行。"),
+    "changed": ("Collection '{name}' was rebuilt meanwhile: reload the page.", "文档集“{name}”刚被重建：请刷新页面。"),
+    "file_failed": ("Cannot write {path}: {why}. Nothing was changed; tell the server's administrator.",
+                    "无法写入 {path}：{why}。未做任何改动；请告知服务器管理员。"),
+    "store_failed": ("Cannot save to the collection's store: {why}. Nothing was changed; tell the server's "
+                     "administrator.", "无法保存到文档集的数据库：{why}。未做任何改动；请告知服务器管理员。"),
+    "read_only": ("the disk is read-only", "磁盘为只读"), "full": ("the disk is full", "磁盘已满"),
+    "quota": ("the disk quota is used up", "磁盘配额已用完"), "permission": ("permission denied", "没有权限"),
+    "cannot_open": ("the file cannot be opened (a read-only folder?)", "文件无法打开（文件夹只读？）"),
+    "io": ("the disk failed to read or write", "磁盘读写失败"),
+    "not_allowed": ("Your role ({role}) may not do this. Ask an administrator.", "你的角色（{role}）无权执行此操作，请联系管理员。"),
+    "VIEWER": ("viewer", "查看者"), "ANNOTATOR": ("annotator", "标注人"), "ADMIN": ("administrator", "管理员"),
 })
 
 
@@ -88,6 +111,34 @@ def open_collection(name: str, created: str) -> Collection:
         return cached
 
 
+def signin_configured() -> bool:
+    """Whether the server's secrets set up OpenID Connect sign-in (an `[auth]` section)."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def current_user() -> User | None:
+    """Who this session is: the one local user when sign-in is not configured; else the signed-in person
+    with their role from the roles file, or None (not signed in, or not let in)."""
+    if not signin_configured():
+        return LOCAL
+    if not st.user.is_logged_in:
+        return None
+    return load_roles().user(st.user.to_dict())
+
+
+def role_name(user: User) -> str:
+    return TEXTS(user.role.name, lang())
+
+
+def require(action: str) -> User:
+    """The session's user if they may do `action`; otherwise says so and stops the page."""
+    user = current_user()
+    if user is None or not user.may(action):
+        st.error(texts(TEXTS)("not_allowed", role=role_name(user) if user else "-"))
+        st.stop()
+    return user
+
+
 def model_label(spec: str | None) -> str:
     """A dense model as people call it: a fine-tuned model's folder name rather than its whole path."""
     return Path(spec).name if spec and ("/" in spec or "\\" in spec) and Path(spec).is_dir() else spec or "-"
@@ -114,12 +165,37 @@ def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = Fa
     return box
 
 
-def failure(exc: MedSearchError) -> str:
-    """A core error for a message box: a busy collection in the UI language, anything else inert as it is."""
+def failure(exc: MedSearchError | OSError) -> str:
+    """A core or storage error for a message box, in the UI language where MedSearch knows its code; anything
+    else inert as it is."""
+    t = texts(TEXTS)
+    if isinstance(exc, STORAGE_ERRORS):
+        where, reason, path = storage_reason(exc)
+        why = t(reason) if reason in REASONS else first_line(exc)
+        return t("store_failed", why=why) if where == "store" else t("file_failed", path=path or "-", why=why)
     if isinstance(exc, CollectionBusy):
-        t = texts(TEXTS)
         return t("busy", name=exc.name, action=t.plain(exc.action), since=exc.since)
+    if isinstance(exc, QueryTooLong):
+        return t("too_long", length=exc.length, limit=exc.limit)
+    if isinstance(exc, TooManyRows):
+        return t("too_many", name=t.plain(exc.name) if exc.name == "all files" else exc.name, limit=exc.limit)
+    if isinstance(exc, RaggedRows):
+        shown = ", ".join(map(str, exc.lines)) + (", …" if exc.count > len(exc.lines) else "")
+        return t("ragged", name=exc.name, count=exc.count, fields=exc.fields, lines=shown)
+    if isinstance(exc, CollectionChanged):
+        return t("changed", name=exc.name)
     return inert(exc)
+
+
+def guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """A widget callback that, when the disk or the store refuses a write, says so instead of a traceback."""
+    def run(*args: object) -> None:
+        try:
+            callback(*args)
+        except STORAGE_ERRORS as exc:
+            st.error(failure(exc))
+
+    return run
 
 
 def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:

@@ -5,11 +5,12 @@ import streamlit as st
 
 from medsearch.i18n import Texts
 from medsearch.inert import inert
+from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
                                 read_queries, read_triplets, suggested_negatives, write_triplets)
-from pages.common import pick_collection, progress_bar, texts
+from views.common import failure, guarded, pick_collection, progress_bar, require, signin_configured, texts
 
 TEXTS = Texts({
     "title": ("Annotate triplets", "标注三元组"),
@@ -34,6 +35,9 @@ TEXTS = Texts({
              "与已标为正例的段落很相似：标为负例前请仔细核对。"),
     "suggested": ("Suggested hard negative: ranked high, not marked positive", "建议的难负例：排名靠前但未标为正例"),
     "totals": ("Labels per annotator", "各标注人的标注数"),
+    "labeling_as": ("Labeling as {name}", "标注人：{name}"),
+    "my_labels": ("My latest labels", "我最近的标注"),
+    "my_cols": ("time,question,document,label", "时间,问题,文档,标注"),
     "name_col": ("annotator", "标注人"), "count_col": ("labels", "标注数"),
     "mine": ("Mine triplets automatically", "自动挖掘三元组"),
     "mine_intro": ("Each question's paired answer is the positive; hard negatives are documents BM25 and/or the "
@@ -108,29 +112,41 @@ def candidate_card(store, collection, query, candidate, labels, flags, annotator
             st.caption(t("suggested"))
         st.text(candidate.text)
         for column, value in zip(st.columns(3), ("positive", "negative", "skip")):
-            column.button(t(value), key=f"{value}-{candidate.doc_id}", on_click=label,
+            column.button(t(value), key=f"{value}-{candidate.doc_id}", on_click=guarded(label),
                           args=(store, query, candidate, value, annotator), width="stretch")
 
 
 def labeling(store: Store, collection, annotator: str) -> None:
-    query = st.text_input(t("query"), key="annotate_query").strip()
+    query = st.text_input(t("query"), key="annotate_query", max_chars=MAX_QUERY_CHARS).strip()
     query_list(store)
     if not query:
         return
-    shown = candidates(collection, query)
+    try:
+        shown = candidates(collection, query)
+    except MedSearchError as exc:
+        st.error(failure(exc))
+        return
     labels = store.labels_for(query)
     positives = [d for d, v in labels.items() if v == "positive"]
     flags = (near_positives(collection, shown, positives), suggested_negatives(shown, labels))
     st.progress(sum(c.doc_id in labels for c in shown) / len(shown),
                 text=t("progress", done=sum(c.doc_id in labels for c in shown), total=len(shown)))
-    st.button(t("undo"), on_click=undo, args=(store, annotator))
+    st.button(t("undo"), on_click=guarded(undo), args=(store, annotator))
     if flash := st.session_state.pop("annotate_flash", None):
         st.info(flash)
     for candidate in shown:
         candidate_card(store, collection, query, candidate, labels, flags, annotator)
 
 
-def mining(store: Store, collection) -> None:
+def my_labels(store: Store, annotator: str) -> None:
+    rows = store.labels_of(annotator)
+    if rows:
+        with st.expander(t("my_labels")):
+            st.dataframe(pd.DataFrame([list(r.values()) for r in rows], columns=t.plain("my_cols").split(",")),
+                         hide_index=True)
+
+
+def mining(store: Store, collection, annotator: str) -> None:
     with st.expander(t("mine")):
         st.caption(t("mine_intro"))
         source = st.radio(t("source"), ["eval", "file"], format_func=t, horizontal=True,
@@ -155,19 +171,19 @@ def mining(store: Store, collection) -> None:
                 st.error(inert(exc))
                 return
             clear()
-            added = store.import_triplets(found, source="mined")
+            added = store.import_triplets(found, source="mined", annotator=annotator)
             st.session_state.mined_flash = t("mined", n=added, known=len(found) - added, pairs=len(pairs))
     if flash := st.session_state.pop("mined_flash", None):
         st.success(flash)
 
 
-def import_export(store: Store) -> None:
+def import_export(store: Store, annotator: str) -> None:
     with st.expander(t("io")):
         upload = st.file_uploader(t("import"), type=["jsonl", "csv", "tsv"], key="triplets_file")
         if upload and st.button(t("import_button")):
             try:
                 triplets = read_triplets(upload.getvalue(), upload.name)
-                added = store.import_triplets(triplets)
+                added = store.import_triplets(triplets, annotator=annotator)
                 st.success(t("imported", n=added, known=len(triplets) - added))
             except MedSearchError as exc:
                 st.error(inert(exc))
@@ -178,6 +194,7 @@ def import_export(store: Store) -> None:
         right.download_button("CSV", write_triplets(triplets, "csv"), "triplets.csv", disabled=not triplets)
 
 
+user = require("label")
 st.title(t("title"))
 st.caption(t("intro"))
 main, side = st.columns([3, 1])
@@ -186,7 +203,11 @@ with side:
     if collection is None:
         st.stop()
     store = Store.of(collection.name, collection.folder.parent)
-    annotator = st.text_input(t("annotator"), key="annotator").strip()
+    if signin_configured():
+        annotator = user.name
+        st.caption(t("labeling_as", name=annotator))
+    else:
+        annotator = st.text_input(t("annotator"), key="annotator", max_chars=100).strip()
     totals = store.annotator_totals()
     if totals:
         st.markdown(f"**{t('totals')}**")
@@ -194,7 +215,8 @@ with side:
 with main:
     if annotator:
         labeling(store, collection, annotator)
+        my_labels(store, annotator)
     else:
         st.info(t("need_name"))
-    mining(store, collection)
-    import_export(store)
+    mining(store, collection, annotator or user.name)
+    import_export(store, annotator or user.name)

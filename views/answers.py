@@ -9,7 +9,8 @@ from medsearch.i18n import Texts
 from medsearch.rag import Asking, generator_for
 from medsearch.records import MedSearchError
 from medsearch.store import Store
-from pages.common import passage_card, pick_collection, texts
+from medsearch.limits import MAX_QUERY_CHARS
+from views.common import failure, guarded, passage_card, pick_collection, require, texts
 
 TEXTS = Texts({
     "title": ("Answers from your sources", "基于资料的回答"),
@@ -18,6 +19,7 @@ TEXTS = Texts({
              "MedSearch 辅助而不取代临床判断：请对照引用的资料和患者的具体情况核实每个回答。"),
     "question": ("Question", "问题"), "placeholder": ("孕妇能吃头孢吗？", "孕妇能吃头孢吗？"),
     "ask": ("Answer", "回答"),
+    "empty": ("Type a question first.", "请先输入问题。"),
     "settings": ("Generator settings", "生成设置"),
     "kind": ("Generator", "生成方式"),
     "extractive": ("Extractive (offline, no language model)", "抽取式（离线，不使用语言模型）"),
@@ -26,6 +28,7 @@ TEXTS = Texts({
     "endpoints": ("Language models are set up on the server (endpoints.toml, see the README): only those can be "
                   "chosen here, and their keys never leave the server.",
                   "语言模型由服务器配置（endpoints.toml，见 README）：这里只能从中选择，其密钥不会离开服务器。"),
+    "chosen_for_you": ("Generator: {name} (chosen by an administrator)", "生成方式：{name}（由管理员设定）"),
     "k": ("Passages to retrieve", "检索段落数"),
     "examples": ("Examples:", "示例："),
     "label_extractive": ("Extractive answer: sentences quoted from the passages, no language model.",
@@ -54,18 +57,22 @@ def language_model(allowed: Endpoint):
     return make_generator(allowed.spec)
 
 
-def generator_choice() -> Endpoint | None:
-    """The allowed endpoint chosen (None: extractive); `endpoint:default` (MEDSEARCH_LLM) comes preselected."""
+def generator_choice(configure: bool) -> Endpoint | None:
+    """The allowed endpoint chosen (None: extractive); `endpoint:default` (MEDSEARCH_LLM) comes preselected,
+    and is what everyone but an administrator gets."""
     try:
         allowed = load_endpoints(("chat", "local"))
     except MedSearchError as exc:
-        st.error(t("error", error=exc))
+        st.error(t.plain("error", error=failure(exc)))
         allowed = {}
     options = [None, *allowed]
+    label = lambda n: t("extractive") if n is None else t(allowed[n].kind, name=n, model=allowed[n].model)  # noqa: E731
+    preset = "default" if "default" in allowed else None
+    if not configure:
+        st.caption(t("chosen_for_you", name=label(preset)))
+        return allowed.get(preset)
     with st.expander(t("settings")):
-        name = st.radio(t("kind"), options, index=options.index("default") if "default" in allowed else 0,
-                        format_func=lambda n: t("extractive") if n is None else
-                        t(allowed[n].kind, name=n, model=allowed[n].model), key="generator-kind")
+        name = st.radio(t("kind"), options, index=options.index(preset), format_func=label, key="generator-kind")
         st.caption(t("endpoints"))
     return allowed.get(name)
 
@@ -79,9 +86,9 @@ def run(collection, question: str, allowed: Endpoint | None, k: int) -> None:
     """Retrieve, stream the answer, then keep the checked and logged result for display."""
     try:
         generator = generator_for(collection, "extractive") if allowed is None else language_model(allowed)
-        asking = Asking(collection, question, generator, k)
+        asking = Asking(collection, question, generator, k, user=user.name)
     except MedSearchError as exc:
-        st.error(t("error", error=exc))
+        st.error(t.plain("error", error=failure(exc)))
         return
     live = st.empty()
     try:
@@ -94,13 +101,14 @@ def run(collection, question: str, allowed: Endpoint | None, k: int) -> None:
 
 
 def rate(store: Store, answer_id: int, key: str) -> None:
-    store.add_feedback(answer_id, "up" if st.session_state[key] == 1 else "down")
+    store.add_feedback(answer_id, "up" if st.session_state[key] == 1 else "down", user=user.name)
     st.toast(t("thanks"))
 
 
 def mark_wrong(store: Store, answer, passage) -> None:
-    store.add_feedback(answer.log_id, "wrong_citation", passage.n, passage.doc_id)
-    store.add_triplet(answer.question, negative_id=passage.doc_id, negative=passage.text, source="answer")
+    store.add_feedback(answer.log_id, "wrong_citation", passage.n, passage.doc_id, user=user.name)
+    store.add_triplet(answer.question, negative_id=passage.doc_id, negative=passage.text, annotator=user.name,
+                      source="answer")
     st.toast(t("wrong_saved", n=passage.n))
 
 
@@ -116,14 +124,15 @@ def show(answer, store: Store) -> None:
         st.warning(t("uncited"))
     st.caption(t("timing", r=answer.retrieval_ms, g=answer.generation_ms, name=answer.generator))
     key = f"rating-{answer.log_id}"
-    st.feedback("thumbs", key=key, on_change=rate, args=(store, answer.log_id, key))
+    st.feedback("thumbs", key=key, on_change=guarded(rate), args=(store, answer.log_id, key))
     st.subheader(t("passages"))
     for passage in answer.passages:
         box = passage_card(passage, cited=True, note=f" · {t('cited')}" if passage.n in answer.citations else "")
-        box.button(t("wrong"), key=f"wrong-{answer.log_id}-{passage.n}", on_click=mark_wrong,
+        box.button(t("wrong"), key=f"wrong-{answer.log_id}-{passage.n}", on_click=guarded(mark_wrong),
                    args=(store, answer, passage))
 
 
+user = require("ask")
 st.title(t("title"))
 st.info(t("note"))
 main, side = st.columns([3, 1])
@@ -133,13 +142,17 @@ with side:
         st.stop()
     k = st.slider(t("k"), 1, 10, 5)
 with main:
-    allowed = generator_choice()
-    question = st.text_input(t("question"), key="question", placeholder=t("placeholder"))
+    allowed = generator_choice(user.may("configure"))
+    with st.form("asking", border=False):  # Enter in the box or the button: either asks what is typed
+        question = st.text_input(t("question"), key="question", placeholder=t("placeholder"),
+                                 max_chars=MAX_QUERY_CHARS)
+        pressed = st.form_submit_button(t("ask"), type="primary")
     st.caption(t("examples"))
     for column, text in zip(st.columns(len(EXAMPLES)), EXAMPLES):
         column.button(text, key=f"example-{text}", on_click=set_question, args=(text,), width="stretch")
-    pressed = st.button(t("ask"), type="primary", disabled=not question.strip())
-    if (pressed or st.session_state.pop("ask_now", False)) and question.strip():
+    if pressed and not question.strip():
+        st.info(t("empty"))
+    elif (pressed or st.session_state.pop("ask_now", False)) and question.strip():
         run(collection, question, allowed, k)
     shown = st.session_state.get("answer")
     if shown and shown[0] == collection.name:

@@ -10,7 +10,8 @@ from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.records import MedSearchError
-from pages.common import choose, lang, model_label, pick_collection, texts
+from medsearch.limits import MAX_QUERY_CHARS
+from views.common import choose, failure, lang, model_label, pick_collection, texts
 
 TEXTS = Texts({
     "title": ("Search medical text", "医学文本检索"),
@@ -104,7 +105,7 @@ with left:
         show_document(collection, st.query_params["doc"])
         st.stop()
     st.caption(t("intro"))
-    query = st.text_input(t("box"), key="query", placeholder=t("placeholder"))
+    query = st.text_input(t("box"), key="query", placeholder=t("placeholder"), max_chars=MAX_QUERY_CHARS)
     if not query.strip():
         example_buttons()
         st.stop()
@@ -113,7 +114,7 @@ with left:
         hits = collection.search(query, k, kind, model, filters=chosen)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
-        st.error(t("error", error=exc))
+        st.error(t.plain("error", error=failure(exc)))
         st.stop()
     if kind == "auto":
         plan = collection.retriever("auto", model).plan(query)

@@ -10,11 +10,11 @@ from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import answer_markdown
 from medsearch.collection import Collection
 from medsearch.i18n import Texts
-from medsearch.inert import inert
 from medsearch.lessons import (ANCHOR, CONCEPT, DENSE_QUERY, RAG_QUESTION, SPARSE_QUERY, TRIPLET_QUERY, Ranked,
                                demo_triplet, grounded_demo, ranked, similarities, top_passages, triplet_losses)
 from medsearch.records import MedSearchError
-from pages.common import collections, open_collection, passage_card, progress_bar, texts
+from medsearch.limits import MAX_QUERY_CHARS
+from views.common import collections, failure, open_collection, passage_card, progress_bar, texts
 
 TEXTS = Texts({
     "title": ("Learn: how MedSearch finds and grounds answers", "入门讲解：MedSearch 如何检索、如何给出有据可查的回答"),
@@ -132,7 +132,7 @@ def pressed(label: str, key: str, run: Callable[[], T]) -> T | None:
             try:
                 st.session_state[f"{key}-result"] = run()
             except MedSearchError as exc:
-                st.error(inert(exc))
+                st.error(failure(exc))
     return st.session_state.get(f"{key}-result")
 
 
@@ -154,7 +154,7 @@ def retriever_vs_model(collection: Collection) -> None:
 def sparse_vs_dense(collection: Collection) -> None:
     st.subheader(t("s2"))
     st.markdown(t("s2_text", model=collection.default_model))
-    query = st.text_input(t("query"), SPARSE_QUERY, key="learn-s2-query")
+    query = st.text_input(t("query"), SPARSE_QUERY, key="learn-s2-query", max_chars=MAX_QUERY_CHARS)
     st.caption(t("tokens", tokens=" · ".join(collection.tokenizer(query)) or "-"))
     kinds = ("bm25", "tfidf", "dense")
     found = pressed(t("s2_button"), "learn-s2", lambda: {kind: ranked(collection, query, kind, 3) for kind in kinds})
@@ -200,7 +200,7 @@ def triplets_and_losses(collection: Collection) -> None:
 def grounded_answer(collection: Collection) -> None:
     st.subheader(t("s5"))
     st.markdown(t("s5_text"))
-    question = st.text_input(t("question"), RAG_QUESTION, key="learn-s5-question")
+    question = st.text_input(t("question"), RAG_QUESTION, key="learn-s5-question", max_chars=MAX_QUERY_CHARS)
     demo = pressed(t("s5_button"), "learn-s5", lambda: grounded_demo(collection, question))
     if demo:
         with st.expander(t("prompt")):

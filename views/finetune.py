@@ -4,6 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from medsearch.audit import record
 from medsearch.compare import per_query
 from medsearch.i18n import Texts
 from medsearch.inert import inert
@@ -13,7 +14,7 @@ from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
 from medsearch.training import TrainConfig
 from medsearch.triplets import read_triplets
-from pages.common import pick_collection, progress_bar, texts
+from views.common import pick_collection, progress_bar, require, texts
 
 TEXTS = Texts({
     "title": ("Fine-tune a dense retriever", "微调稠密检索模型"),
@@ -106,6 +107,8 @@ def start(collection, triplets: list[dict], config: TrainConfig) -> None:
     except MedSearchError as exc:
         st.error(inert(exc))
         return
+    record("train", st.session_state.run_id, user.name, collection.folder.parent, collection=collection.name,
+           triplets=len(triplets), base=config.base, loss=config.loss)
     st.success(t("started"))
 
 
@@ -150,6 +153,7 @@ def show_run(run_id: str, home) -> None:
         loss_curve(status.losses)
     if status.state in ("queued", "running") and st.button(t("cancel"), key=f"cancel-{run_id}"):
         cancel_run(run_id, home)
+        record("cancel_run", run_id, user.name, home)
         st.info(t("cancelling"))
     before_after(status, home)
 
@@ -164,6 +168,7 @@ def use_model(collection, name: str) -> None:
         st.error(inert(exc))
         return
     clear()
+    record("add_model", collection.name, user.name, collection.folder.parent, model=name)
     st.success(t("used", name=name, collection=collection.name))
     if updated.eval_set and updated.default_model:
         base = per_query(updated, ("dense",))
@@ -189,6 +194,7 @@ def registry(collection) -> None:
         use_model(collection, name)
 
 
+user = require("train")
 st.title(t("title"))
 st.caption(t("intro"))
 main, side = st.columns([3, 1])
