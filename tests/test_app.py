@@ -97,3 +97,14 @@ def test_first_start_builds_the_demo(tmp_path, open_app):
     assert (tmp_path / "fresh-home" / "demo" / "manifest.json").is_file()
     app.text_input(key="query").input("asthma inhaler").run()
     assert shown_doc_ids(app)
+
+
+def test_an_overlong_query_is_never_searched(demo_home, open_app):
+    """The box takes at most MAX_QUERY_CHARS (the browser shows the count); a longer value sent anyway is dropped
+    by the server, so nothing is searched (Collection.search would refuse it too: tests/test_rag.py)."""
+    app = open_app(demo_home, "zh", "views/search.py")
+    box = app.text_input(key="query")
+    assert box.max_chars == 2000
+    box.input("血压" * 1001).run()
+    assert not app.exception and app.text_input(key="query").value == ""
+    assert not any("条结果" in c.value for c in app.caption)

@@ -126,3 +126,21 @@ def test_a_collection_busy_elsewhere_is_named_and_left_alone(tmp_path, open_app)
     click(app, "删除")
     click(app, "确定")
     assert not Collection.exists("old", tmp_path)
+
+
+def test_hostile_uploads_are_each_refused_in_one_line(tmp_path, open_app):
+    """Nested JSON (once a RecursionError traceback), ragged CSV, numbers as JSON, one repeated byte: each file
+    gets its own message in the UI language, and good files beside them still read."""
+    app = open_app(tmp_path, "zh", PAGE)
+    app.file_uploader[0].set_value([
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "application/json"),
+        ("ragged.csv", b"title,text\nGout,Urate crystals.\nAsthma,Airways,narrow,extra\n", "text/csv"),
+        ("numbers.json", b"[1, 2, 3]", "application/json"), ("noise.txt", b"\x01" * 5000, "text/plain"),
+        ("qa.csv", CSV, "text/csv")]).run()
+    assert not app.exception
+    errors = [visible(e.value) for e in app.error]
+    assert len(errors) == 4 and all(e.startswith("未添加：") and "\n" not in e for e in errors)
+    assert [name for name in ("deep.json", "ragged.csv", "numbers.json", "noise.txt") if any(name in e for e in errors)] \
+        == ["deep.json", "ragged.csv", "numbers.json", "noise.txt"]
+    assert any("有 1 行的字段数与表头的 2 个不符（第 3 行）" in e for e in errors)  # ragged rows named, in Chinese
+    assert "qa.csv：2 篇文档" in [visible(c.value) for c in app.caption]
