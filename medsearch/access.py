@@ -74,7 +74,10 @@ class Roles:
         return max(found) if found else self.default
 
     def user(self, claims: dict[str, Any]) -> User | None:
-        """The user an identity provider's claims describe, or None when they may not come in."""
+        """The user an identity provider's claims describe, or None when they may not come in (no e-mail
+        address, or one the provider says it has not verified)."""
+        if claims.get("email_verified") is False:
+            return None
         email = str(claims.get("email") or "").strip().lower()
         groups = claims.get("groups") or []
         role = self.role_of(email, [str(g) for g in groups] if isinstance(groups, list) else [str(groups)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import tempfile
 from pathlib import Path
 
@@ -105,3 +106,31 @@ def read_only():
     yield prefix
     for folder in taken:
         folder.chmod(0o755)
+
+
+@pytest.fixture
+def held_elsewhere():
+    """`with held_elsewhere(name, action, home):` another thread holds the collection's write lock meanwhile."""
+    from contextlib import contextmanager
+
+    from medsearch.locks import writing
+
+    @contextmanager
+    def hold(name: str, action: str, home: Path):
+        held, release = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            with writing(name, action, home):
+                held.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        held.wait(10)
+        try:
+            yield
+        finally:
+            release.set()
+            thread.join()
+
+    return hold

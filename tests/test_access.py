@@ -31,6 +31,7 @@ def test_roles_by_email_and_group_take_the_highest(tmp_path, monkeypatch):
     assert roles.user({"email": "wang@hospital.example", "groups": ["medsearch-annotators"]}).role is Role.ANNOTATOR
     assert roles.user({"email": "someone@else.example"}).role is Role.VIEWER
     assert roles.user({"sub": "no-email"}) is None  # nobody without an address the provider vouches for
+    assert roles.user({"email": "chen.admin@hospital.example", "email_verified": False}) is None
 
 
 def test_what_each_role_may_do():

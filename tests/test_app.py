@@ -108,3 +108,19 @@ def test_an_overlong_query_is_never_searched(demo_home, open_app):
     box.input("血压" * 1001).run()
     assert not app.exception and app.text_input(key="query").value == ""
     assert not any("条结果" in c.value for c in app.caption)
+
+
+def test_without_sign_in_it_serves_only_this_machine(demo_home, open_app):
+    from streamlit import config
+
+    app = open_app(demo_home, "en")
+    assert any("Single local user" in visible(c.value) for c in app.sidebar.caption)
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")  # started for other machines, sign-in not configured
+    try:
+        app = open_app(demo_home, "en", "views/corpus.py")
+    finally:
+        config.set_option("server.address", before)
+    assert [visible(e.value) for e in app.error][0].startswith("Sign-in is not configured, but this server listens "
+                                                               "on 0.0.0.0")
+    assert not app.button and not app.file_uploader and not app.dataframe  # nothing else of the app runs

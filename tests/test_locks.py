@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from medsearch.collection import BuildOptions, Collection, delete_collection
-from medsearch.locks import CollectionBusy, writing
+from medsearch.locks import CollectionBusy
 from medsearch.records import Document
 from medsearch.store import Store
 
@@ -42,28 +42,15 @@ def test_two_appends_at_once_keep_both_files(tmp_path):
     assert ids == {"base"} | {f"a{i}" for i in range(30)} | {f"b{i}" for i in range(30)}
 
 
-def test_a_busy_collection_says_who_holds_it_and_is_left_untouched(tmp_path):
+def test_a_busy_collection_says_who_holds_it_and_is_left_untouched(tmp_path, held_elsewhere):
     docs = [Document("d1", "Asthma is a chronic airway disease.")]
     Collection.create("kb", docs, BuildOptions(models=[]), home=tmp_path)
-    held, release = threading.Event(), threading.Event()
-
-    def rebuild_slowly():
-        with writing("kb", "rebuild", tmp_path):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=rebuild_slowly)
-    holder.start()
-    held.wait(10)
-    try:
+    with held_elsewhere("kb", "rebuild", tmp_path):
         with pytest.raises(CollectionBusy, match=r"busy: 'kb' is being changed \(rebuild\) since \d\d:\d\d") as busy:
             Collection.open("kb", tmp_path).add_documents([Document("d2", "Gout.")])
         assert (busy.value.action, busy.value.name) == ("rebuild", "kb")
         with pytest.raises(CollectionBusy):
             delete_collection("kb", tmp_path)
-    finally:
-        release.set()
-        holder.join()
     assert set(Collection.open("kb", tmp_path).documents) == {"d1"}  # nothing half-done
     Collection.open("kb", tmp_path).add_documents([Document("d2", "Gout is arthritis.")])  # free again
     assert set(Collection.open("kb", tmp_path).documents) == {"d1", "d2"}

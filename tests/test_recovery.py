@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import weakref
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 
 from medsearch.collection import BuildOptions, Collection, delete_collection, list_collections
 from medsearch.evaluate import evaluate
-from medsearch.locks import writing
 from medsearch.records import Document, MedSearchError
 from medsearch.store import Store
 
@@ -71,25 +69,12 @@ def test_a_name_that_prefixes_another_never_takes_its_backup(home):
     assert [c.name for c in list_collections()] == ["a-b"]
 
 
-def test_temporary_folders_of_killed_builds_are_removed_unless_a_build_holds_the_lock(home):
+def test_temporary_folders_of_killed_builds_are_removed_unless_a_build_holds_the_lock(home, held_elsewhere):
     Collection.create("kb", DOCS, SPARSE)
     (home / ".tmp-kb-12345678" / "sparse").mkdir(parents=True)  # a build was killed
-    held, release = threading.Event(), threading.Event()
-
-    def build_slowly():
-        with writing("kb", "build", home):
-            held.set()
-            release.wait(30)
-
-    builder = threading.Thread(target=build_slowly)
-    builder.start()
-    held.wait(10)
-    try:
+    with held_elsewhere("kb", "build", home):
         assert [c.name for c in list_collections()] == ["kb"]
         assert hidden(home) == [".tmp-kb-12345678"]  # perhaps a build under way: left alone
-    finally:
-        release.set()
-        builder.join()
     assert [c.name for c in list_collections()] == ["kb"]
     assert hidden(home) == []
 
