@@ -136,12 +136,16 @@ def _ingest(args: argparse.Namespace) -> int:
     exists = Collection.exists(args.name, args.home)
     if exists and not (args.append or args.replace):
         raise MedSearchError(f"Collection '{args.name}' exists: add --append to add documents or --replace to rebuild it.")
+    _print_estimate(documents, args, Collection.open(args.name, args.home).models if exists and args.append else None)
+    if args.estimate:
+        return 0
     progress = BarProgress()
     if exists and args.append:
         collection = Collection.open(args.name, args.home).add_documents(documents, progress, wait=WAIT)
     else:
         models = [] if args.no_dense else (args.model or None)
-        build = BuildOptions(args.chunk_size, args.overlap, models)
+        build = BuildOptions(args.chunk_size, args.overlap, models, vector_index=args.vector_index,
+                             vector_store=args.vector_store)
         collection = Collection.create(args.name, documents, build, home=args.home, progress=progress, wait=WAIT)
     record("append" if exists and args.append else "rebuild" if exists else "build", args.name, cli_user(), args.home,
            documents=len(documents))
@@ -152,6 +156,23 @@ def _ingest(args: argparse.Namespace) -> int:
     for model in collection.models:
         print(f"auto with {model}: {collection.pipeline(model).label()} ({collection.pipeline(model).reason})")
     return 1 if errors and args.strict else 0
+
+
+def _print_estimate(documents: list, args: argparse.Namespace, models: list[str] | None) -> None:
+    from medsearch.indexing import estimate
+
+    if models is None:
+        models = [] if args.no_dense else args.model
+    found = estimate(documents, args.chunk_size, args.overlap, models)
+    parts = [f"tokenizing {_duration(found.pop('tokenize'))}"]
+    chunks = int(found.pop("chunks"))
+    parts += [f"encoding with {model} {_duration(seconds)}" for model, seconds in found.items()]
+    print(f"estimate: {len(documents)} documents, {chunks} chunks; " + ", ".join(parts) + " (measured on a sample here)",
+          file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    return f"~{seconds:.0f} s" if seconds < 120 else f"~{seconds / 60:.0f} min" if seconds < 7200 else f"~{seconds / 3600:.1f} h"
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -204,6 +225,32 @@ def _convert(args: argparse.Namespace) -> int:
 
     counts = convert(args.source, args.out, fmt=args.format, dev_fraction=args.dev_fraction, limit=args.limit)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _delete_docs(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+
+    ids = list(args.ids)
+    if args.ids_file:
+        ids += [line.strip() for line in Path(args.ids_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not ids:
+        raise MedSearchError("Name the documents to delete (ids, or --ids-file with one id per line).")
+    collection = Collection.open(args.collection, args.home).delete_documents(ids, BarProgress(), wait=WAIT)
+    record("delete_docs", args.collection, cli_user(), args.home, documents=len(ids))
+    s = collection.summary()
+    print(f"{s['name']}: {len(ids)} documents deleted; {s['documents']} documents, {s['chunks']} chunks left")
+    return 0
+
+
+def _move(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+
+    collection = Collection.open(args.name, args.home).move_vectors(args.vector_store, args.vector_index,
+                                                                     BarProgress(), wait=WAIT)
+    record("rebuild", args.name, cli_user(), args.home, vector_store=args.vector_store)
+    for model, info in collection.manifest["dense"].items():
+        print(f"{model}: {info['store']['kind']} ({info['index']}), {info['count']} chunks")
     return 0
 
 
@@ -260,7 +307,19 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--append", action="store_true", help="add to an existing collection")
     mode.add_argument("--replace", action="store_true", help="rebuild an existing collection")
     ing.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+    ing.add_argument("--estimate", action="store_true", help="only print how long the build would take, measured here")
+    _vector_arguments(ing)
     ing.set_defaults(run=_ingest)
+
+    dd = sub.add_parser("delete-docs", help="delete documents from a collection (nothing else is re-encoded)")
+    dd.add_argument("collection"), dd.add_argument("ids", nargs="*", help="document ids")
+    dd.add_argument("--ids-file", help="a text file with one document id per line")
+    dd.set_defaults(run=_delete_docs)
+
+    mv = sub.add_parser("move", help="put a collection's vectors into another store or index kind, without re-encoding")
+    mv.add_argument("name")
+    _vector_arguments(mv)
+    mv.set_defaults(run=_move)
 
     srch = sub.add_parser("search", help="search a collection")
     srch.add_argument("collection"), srch.add_argument("query")
@@ -330,6 +389,15 @@ def parser() -> argparse.ArgumentParser:
     col.add_argument("--json", action="store_true")
     col.set_defaults(run=_collections)
     return p
+
+
+def _vector_arguments(p: argparse.ArgumentParser) -> None:
+    from medsearch.vectors import INDEX_KINDS
+
+    p.add_argument("--vector-store", default="faiss",
+                   help="faiss (in the collection folder, default) or milvus://HOST:PORT (milvus alone: $MEDSEARCH_MILVUS_URI)")
+    p.add_argument("--vector-index", choices=INDEX_KINDS, default="auto",
+                   help="FAISS index: auto (exact below 50,000 chunks, HNSW above), flat, hnsw, ivfpq (compressed)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from medsearch.filters import Filter
 from medsearch.records import Hit
 from medsearch.retrieval import Retriever, search_many
 
@@ -47,11 +48,11 @@ class HybridRetriever:
                  method: str = "rrf", depth: int = 100) -> None:
         self.retrievers, self.weights, self.method, self.depth = dict(retrievers), dict(weights), method, depth
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:
+        return self.search_many([query], k, where)[0]
 
-    def search_many(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+    def search_many(self, queries: list[str], k: int = 10, where: Filter | None = None) -> list[list[Hit]]:
         """Each retriever answers all queries (batched where it can), then each query is fused."""
-        results = {name: search_many(r, queries, max(k, self.depth)) for name, r in self.retrievers.items()}
+        results = {name: search_many(r, queries, max(k, self.depth), where) for name, r in self.retrievers.items()}
         fuse = rrf if self.method == "rrf" else weighted
         return [fuse({name: hits[i] for name, hits in results.items()}, self.weights)[:k] for i in range(len(queries))]

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from medsearch.home import medsearch_home
 from medsearch.records import MedSearchError
 
-ACTIONS = ("build", "append", "rebuild", "add_model", "delete")
+ACTIONS = ("build", "append", "delete_docs", "rebuild", "add_model", "delete")
 _LOCKS: dict[Path, FileLock] = {}
 _GUARD = threading.Lock()
 

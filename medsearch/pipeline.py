@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from medsearch.fusion import rrf, weighted
+from medsearch.filters import Filter
 from medsearch.i18n import REASONS
 from medsearch.records import Hit
 from medsearch.retrieval import Retriever, search_many
@@ -121,15 +122,15 @@ class AutoRetriever:
             return Pipeline("bm25", 0.0, REASONS("query_lang", "en", query_lang=lang), {"query_lang": lang})
         return self.pipeline
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:
+        return self.search_many([query], k, where)[0]
 
-    def search_many(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+    def search_many(self, queries: list[str], k: int = 10, where: Filter | None = None) -> list[list[Hit]]:
         """BM25 for every query, the dense model (one batch) for those its plan includes, then fusion."""
         plans = [self.plan(q) for q in queries]
-        results = [{"bm25": hits} for hits in search_many(self.bm25, queries, DEPTH)]
+        results = [{"bm25": hits} for hits in search_many(self.bm25, queries, DEPTH, where)]
         wanted = [i for i, plan in enumerate(plans) if plan.method != "bm25"]
-        for i, hits in zip(wanted, search_many(self.dense, [queries[i] for i in wanted], DEPTH) if wanted else []):
+        for i, hits in zip(wanted, search_many(self.dense, [queries[i] for i in wanted], DEPTH, where) if wanted else []):
             results[i]["dense"] = hits
         return [[Hit(h.chunk_id, h.doc_id, h.score, h.rank, self.name) for h in plan.fuse(r)[:k]]
                 for plan, r in zip(plans, results)]

@@ -7,19 +7,31 @@ from typing import Protocol
 
 import numpy as np
 
+from medsearch.filters import Filter
 from medsearch.records import Hit
 
 
 class Retriever(Protocol):
-    """Anything that answers a query with scored chunk hits, best first."""
+    """Anything that answers a query with scored chunk hits, best first; `where` keeps only chunks whose
+    metadata matches (pushed into the index, so k hits come back when k chunks match)."""
 
     name: str
 
-    def search(self, query: str, k: int = 10) -> list[Hit]: ...
+    def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]: ...
+
+
+class Table(Protocol):
+    """Index rows → hits: a collection's `corpusdb.ChunkTable`, or a `ChunkTable` in memory."""
+
+    def __len__(self) -> int: ...
+
+    def hits(self, rows: np.ndarray, scores: np.ndarray, retriever: str) -> list[Hit]: ...
+
+    def matching(self, where: Filter) -> np.ndarray: ...
 
 
 class ChunkTable:
-    """Row number → chunk id and document id, shared by the indexes of one collection."""
+    """Row number → chunk id and document id, in memory (for passages outside a collection)."""
 
     def __init__(self, chunk_ids: Sequence[str], doc_ids: Sequence[str]) -> None:
         self.chunk_ids = list(chunk_ids)
@@ -37,11 +49,16 @@ class ChunkTable:
             out.append(Hit(self.chunk_ids[row], self.doc_ids[row], float(score), len(out) + 1, retriever))
         return out
 
+    def matching(self, where: Filter) -> np.ndarray:
+        raise TypeError("passages outside a collection have no metadata to filter on")
 
-def search_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+
+def search_many(retriever: Retriever, queries: Sequence[str], k: int, where: Filter | None = None) -> list[list[Hit]]:
     """Hits for several queries, batched when the retriever can batch (dense encoders can)."""
     batch = getattr(retriever, "search_many", None)
-    return batch(list(queries), k) if batch else [retriever.search(q, k) for q in queries]
+    if where is None:
+        return batch(list(queries), k) if batch else [retriever.search(q, k) for q in queries]
+    return batch(list(queries), k, where) if batch else [retriever.search(q, k, where) for q in queries]
 
 
 def top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -134,3 +134,55 @@ def held_elsewhere():
             thread.join()
 
     return hold
+
+
+def _milvus_ready(server, deadline: float) -> str:
+    """Wait for a started Milvus server's health check; '' once healthy, else why it is not running."""
+    import time
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        if server.server_proc.poll() is not None:
+            log = Path(server.config.base_data_dir) / "logs" / "milvus-stderr.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            return f"the Milvus binary exited ({server.server_proc.returncode}): {' '.join(tail)[:200]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.webservice_port}/healthz", timeout=2) as reply:
+                if b"OK" in reply.read():
+                    return ""
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the Milvus server did not become healthy in 180 s")
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> str:
+    """A real Milvus standalone server (the `milvus` package's binary) for the whole session: its URI.
+    Ports are the first free ones from Milvus's defaults (19530, ...); data lives in a tmp folder, removed after."""
+    import time
+
+    try:
+        from milvus import MilvusServer
+    except ImportError:
+        pytest.skip("the milvus package (a Milvus server binary) is not installed")
+    base = tmp_path_factory.mktemp("milvus")
+    server = MilvusServer(wait_for_started=False)
+    server.set_base_dir(str(base))
+    here = os.getcwd()  # start() changes directory, and leaves it changed when the binary cannot run
+    try:
+        server.start()
+        failed = _milvus_ready(server, time.monotonic() + 180)
+    except OSError as error:
+        failed = f"cannot run the Milvus binary here: {error}"
+    except BaseException:
+        server.stop()
+        raise
+    finally:
+        os.chdir(here)
+    if failed:
+        server.stop()
+        pytest.skip(failed)
+    yield f"http://127.0.0.1:{server.listen_port}"
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)

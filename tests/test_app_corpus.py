@@ -98,6 +98,8 @@ def test_other_models_are_chosen_by_name_never_typed(tmp_path, open_app, monkeyp
     app.selectbox(key="new-model").set_value("custom").run()
     assert not app.exception
     assert app.selectbox(key="new-spec").options == ["tei: bge-m3 (embeddings endpoint)"]
+    assert any(visible(c.value).startswith("No time estimate: Embedding endpoint http://127.0.0.1:9/v1/embeddings is "
+                                           "unreachable") for c in app.caption)
     assert not [box for box in app.text_input if box.key and "spec" in box.key]
 
 
@@ -144,3 +146,34 @@ def test_hostile_uploads_are_each_refused_in_one_line(tmp_path, open_app):
         == ["deep.json", "ragged.csv", "numbers.json", "noise.txt"]
     assert any("有 1 行的字段数与表头的 2 个不符（第 3 行）" in e for e in errors)  # ragged rows named, in Chinese
     assert "qa.csv：2 篇文档" in [visible(c.value) for c in app.caption]
+
+
+def test_documents_are_deleted_by_id_after_a_check_and_a_confirmation(tmp_path, open_app):
+    docs = [Document(f"d{i}", f"Passage {i} about asthma inhalers and spacers.") for i in range(5)]
+    Collection.create("kb", docs, BuildOptions(models=[]), home=tmp_path)
+    app = open_app(tmp_path, "zh", page=PAGE)
+    app.text_area(key="ids-kb").input("d1\nd3\nnope\n").run()
+    captions = [visible(c.value) for c in app.caption]
+    assert "3 个编号中有 2 个在“kb”中。" in captions and "文档集中没有：nope" in captions
+    click(app, "删除文档")
+    assert len(Collection.open("kb", tmp_path).documents) == 5  # nothing before "yes"
+    assert any("从“kb”删除 2 篇文档" in visible(w.value) for w in app.warning)
+    click(app, "确定")
+    assert set(Collection.open("kb", tmp_path).documents) == {"d0", "d2", "d4"}
+    assert any("已从“kb”删除 2 篇文档；剩余 3 篇" in visible(s.value) for s in app.success)
+
+
+def test_building_shows_an_estimate_and_vectors_move_without_encoding(tmp_path, open_app):
+    Collection.create("kb", [Document("a", "Asthma inhalers and spacers for children.")], BuildOptions(models=["minilm"]),
+                      home=tmp_path)
+    app = upload(open_app(tmp_path, page=PAGE))
+    app.selectbox(key="new-model").select("minilm").run()
+    assert any(visible(c.value).startswith("Estimate 3 chunks: tokenizing ~") and "MiniLM" in visible(c.value)
+               for c in app.caption)
+    assert app.selectbox(key="new-store").options == ["FAISS, in the collection's folder"]  # no Milvus set up here
+    app.selectbox(key="move-kb-index").select("hnsw").run()
+    click(app, "Move vectors")
+    click(app, "Yes, do it")
+    moved = Collection.open("kb", tmp_path)
+    assert moved.manifest["dense"][moved.default_model]["index"] == "hnsw"
+    assert moved.search("spacer", 1, "dense")[0].doc_id == "a"

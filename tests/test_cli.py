@@ -155,7 +155,9 @@ def test_read_only_home_is_one_line_per_command(tmp_path, read_only):
                  ("ingest", "notes", str(csv), "--no-dense", "--append")):
         result = run(*args, home=home, check=False, prefix=prefix)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        assert re.fullmatch(r"(?i)medsearch: error: .*(read-only|permission denied).*\n", result.stderr), result.stderr
+        # ingest says its time estimate first (information, measured before anything is written)
+        assert re.fullmatch(r"(?i)(estimate: [^\n]*\n)?medsearch: error: .*(read-only|permission denied).*\n",
+                            result.stderr), result.stderr
     assert "Gout" in run("search", "notes", "gout", home=home, prefix=prefix).stdout  # reading still works
 
 
@@ -179,3 +181,32 @@ def test_overlong_queries_are_refused_in_one_line(tmp_path):
         result = run(command, "notes", "gout " * 999 + "gout", home=home, check=False)
         assert (result.returncode, result.stderr) == (
             1, "medsearch: error: The query is 4,999 characters long; the limit is 2,000. Shorten it.\n")
+
+
+def test_append_delete_docs_and_move_without_re_encoding(tmp_path):
+    home = tmp_path / "home"
+    first, more = tmp_path / "first.csv", tmp_path / "more.csv"
+    first.write_text("id,title,text,ward\n"
+                     "a1,Hypertension,Limit salt to 5 g a day and take antihypertensives regularly.,cardio\n"
+                     "a2,Asthma,Inhaled corticosteroids control asthma.,resp\n", encoding="utf-8")
+    more.write_text("id,title,text,ward\n"
+                    "a3,Stroke,Face drooping and arm weakness are stroke warning signs.,neuro\n"
+                    "a2,Asthma,Inhaled corticosteroids and a spacer control asthma in children.,resp\n", encoding="utf-8")
+    estimate = run("ingest", "kb", str(first), "--model", "minilm", "--estimate", home=home)
+    assert re.search(r"estimate: 2 documents, 2 chunks; tokenizing ~\d+ s, encoding with \S+MiniLM\S+ ~\d+ s",
+                     estimate.stderr) and not (home / "kb").exists()
+    run("ingest", "kb", str(first), "--model", "minilm", home=home)
+    appended = run("ingest", "kb", str(more), "--append", home=home)
+    assert "kb: 3 documents, 3 chunks" in appended.stdout
+    assert "encode sentence-transformers/all-MiniLM-L6-v2: 100%|" in appended.stderr and " 2/2 " in appended.stderr
+    hits = json.loads(run("search", "kb", "spacer children", "--json", "-k", "1", "--retriever", "bm25", home=home).stdout)
+    assert hits[0]["doc_id"] == "a2" and "spacer" in hits[0]["text"]  # same id: replaced
+    gone = run("delete-docs", "kb", "a1", "nope", home=home, check=False)
+    assert gone.returncode == 1 and "No document with id nope" in gone.stderr
+    assert "1 documents deleted; 2 documents, 2 chunks left" in run("delete-docs", "kb", "a1", home=home).stdout
+    assert "a1" not in run("search", "kb", "salt antihypertensives", "--retriever", "bm25", home=home).stdout
+    moved = run("move", "kb", "--vector-index", "hnsw", home=home)
+    assert "faiss (hnsw), 2 chunks" in moved.stdout
+    assert json.loads(run("search", "kb", "stroke signs", "--json", "-k", "1", "--retriever", "dense", home=home).stdout)[0]["doc_id"] == "a3"
+    bad = run("move", "kb", "--vector-store", "https://evil.example", home=home, check=False)
+    assert bad.returncode == 1 and "Unknown vector store" in bad.stderr

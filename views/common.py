@@ -13,6 +13,7 @@ from medsearch.collection import Collection, CollectionChanged, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import Passage
 from medsearch.i18n import LANGUAGES, Texts
+from medsearch.indexing import UnknownDocuments, WouldBeEmpty
 from medsearch.failures import REASONS, STORAGE_ERRORS, first_line, storage_reason
 from medsearch.ingest import RaggedRows
 from medsearch.inert import inert
@@ -32,6 +33,7 @@ TEXTS = Texts({
              "when that is done.", "文档集“{name}”正忙：有人在 {since} 开始{action}。未做任何改动，请稍后再试。"),
     "build": ("build", "构建"), "append": ("add documents to", "添加文档"), "rebuild": ("rebuild", "重建"),
     "add_model": ("add a model to", "添加模型"), "delete": ("delete", "删除"),
+    "delete_docs": ("delete documents from", "删除文档"),
     "too_long": ("The query is {length:,} characters long; the limit is {limit:,}. Shorten it.",
                  "查询有 {length:,} 个字符，上限为 {limit:,}。请缩短。"),
     "too_many": ("{name}: more than {limit:,} rows, the most one upload may hold (the server's MEDSEARCH_MAX_ROWS).",
@@ -51,6 +53,15 @@ TEXTS = Texts({
     "io": ("the disk failed to read or write", "磁盘读写失败"),
     "not_allowed": ("Your role ({role}) may not do this. Ask an administrator.", "你的角色（{role}）无权执行此操作，请联系管理员。"),
     "VIEWER": ("viewer", "查看者"), "ANNOTATOR": ("annotator", "标注人"), "ADMIN": ("administrator", "管理员"),
+    "unknown_docs": ("Collection '{name}' has no document with id {ids}; nothing was deleted.",
+                     "文档集“{name}”中没有编号为 {ids} 的文档；未删除任何文档。"),
+    "would_be_empty": ("This would leave collection '{name}' with no text; delete the whole collection instead.",
+                       "这样会使文档集“{name}”没有任何文本；请改为删除整个文档集。"),
+    "stage_tokenize": ("Chunking and tokenizing", "分块与分词"), "stage_encode": ("Encoding with {model}", "用 {model} 编码"),
+    "stage_index bm25": ("BM25 and TF-IDF indexes", "BM25 与 TF-IDF 索引"),
+    "stage_index vectors": ("Vector index", "向量索引"), "stage_tune auto": ("Tuning auto on the dev queries", "用开发集查询调优自动检索"),
+    "seconds": ("~{n:.0f} s", "约 {n:.0f} 秒"), "minutes": ("~{n:.0f} min", "约 {n:.0f} 分钟"),
+    "hours": ("~{n:.1f} h", "约 {n:.1f} 小时"),
 })
 
 
@@ -101,12 +112,12 @@ _OPEN: dict[str, Collection] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def open_collection(name: str, created: str) -> Collection:
+def open_collection(name: str, build: str) -> Collection:
     """One Collection (with its loaded indexes and models) per process and name, shared by sessions: the build
-    created at `created`, reopened when the folder holds another build, so older builds leave memory."""
+    (or change) `build`, reopened when the folder holds another one, so older builds leave memory."""
     with _OPEN_LOCK:
         cached = _OPEN.get(name)
-        if cached is None or cached.manifest["created"] != created or not cached.is_current():
+        if cached is None or cached.build_id != build or not cached.is_current():
             _OPEN[name] = cached = Collection.open(name)
         return cached
 
@@ -184,6 +195,10 @@ def failure(exc: MedSearchError | OSError) -> str:
         return t("ragged", name=exc.name, count=exc.count, fields=exc.fields, lines=shown)
     if isinstance(exc, CollectionChanged):
         return t("changed", name=exc.name)
+    if isinstance(exc, UnknownDocuments):
+        return t("unknown_docs", name=exc.name, ids=", ".join(exc.ids))
+    if isinstance(exc, WouldBeEmpty):
+        return t("would_be_empty", name=exc.name)
     return inert(exc)
 
 
@@ -202,18 +217,34 @@ def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[
     """A Streamlit progress bar with an ETA, as a (stage, done, total) callback and a `clear`."""
     bar = st.progress(0.0, text=text)
     eta = Eta(lang())
-    return (lambda stage, done, total: bar.progress(min(done / max(total, 1), 1.0), text=eta(stage, done, total)),
+    return (lambda stage, done, total: bar.progress(min(done / max(total, 1), 1.0),
+                                                    text=inert(eta(stage_label(stage), done, total))),
             bar.empty)
 
 
+def stage_label(stage: str) -> str:
+    """A core progress stage ('tokenize', 'encode MODEL', 'index bm25', …) in the UI language."""
+    t = texts(TEXTS)
+    if stage.startswith("encode "):
+        return t.plain("stage_encode", model=stage.removeprefix("encode "))
+    return t.plain(f"stage_{stage}") if f"stage_{stage}" in TEXTS.entries else stage
+
+
+def duration(seconds: float) -> str:
+    """A rough duration in the UI language."""
+    t = texts(TEXTS)
+    return (t("seconds", n=seconds) if seconds < 120 else t("minutes", n=seconds / 60) if seconds < 7200
+            else t("hours", n=seconds / 3600))
+
+
 def collections() -> dict[str, str]:
-    """{name: build time} of every collection, demo first; builds the demo on a fresh machine."""
+    """{name: build id} of every collection, demo first; builds the demo on a fresh machine."""
     t = texts(TEXTS)
     if not list_collections():
         update, clear = progress_bar(t("first_start"))
         ensure_demo(progress=update)
         clear()
-    found = {c.name: c.manifest["created"] for c in list_collections()}
+    found = {c.name: c.build_id for c in list_collections()}
     return dict(sorted(found.items(), key=lambda item: (item[0] != DEMO_NAME, item[0])))
 
 

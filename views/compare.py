@@ -117,7 +117,7 @@ def query_set(collection, model: str) -> None:
         st.info(t("no_set"))
         return
     st.caption(t("set_intro", n=n))
-    key = f"set-{collection.name}-{collection.manifest['created']}-{model}"
+    key = f"set-{collection.name}-{collection.build_id}-{model}"
     if st.button(t("run_set", n=n)):
         st.session_state[key] = per_query(collection, ("bm25", "dense"), model)
     rows = st.session_state.get(key)

