@@ -115,6 +115,7 @@ class Collection:
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self.db = CorpusDB(folder / FILE)
         self._retrievers: dict[tuple[str, str], Retriever] = {}
+        self._facets: dict[int, dict[str, list[str]]] = {}
         self._loading = threading.RLock()  # sessions share a Collection: each retriever loads once
 
     @property
@@ -285,8 +286,11 @@ class Collection:
         return self._loaded(lambda: found.search(query, k, where) if where else found.search(query, k))
 
     def facets(self, max_values: int = 40) -> dict[str, list[str]]:
-        """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values."""
-        return self._loaded(lambda: self.db.facets(self.generation, max_values))
+        """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values
+        (read once per build: a scan of the metadata table)."""
+        if max_values not in self._facets:
+            self._facets[max_values] = self._loaded(lambda: self.db.facets(self.generation, max_values))
+        return self._facets[max_values]
 
     def search_documents(self, queries: list[str], k: int = 10, retriever: str = "auto",
                          model: str | None = None) -> list[list[Hit]]:

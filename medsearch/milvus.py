@@ -8,8 +8,9 @@ Column names are stored percent-encoded (`column_key`: letters, digits and `_` k
 address every JSON key in an expression (a key holding `][` even crashes the 2.3.5 server's parser).
 Values are stored as text and quoted in expressions as JSON strings, which Milvus reads alike.
 
-Searches and counts use Strong consistency, so rows added or removed are seen at once; `flush()`
-persists them (seals Milvus segments): call it once after a batch of `add`/`remove`, as with FAISS's save.
+Searches use Bounded consistency (Strong would wait for Milvus's time tick, ~200 ms a search); `flush()`
+persists added and removed rows and waits until Bounded reads see them, so a writer calls it once after a
+batch of `add`/`remove`, before switching the manifest, as it saves a FAISS index. Counts are Strong.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,8 @@ BATCH = 5_000            # rows per insert / delete call
 QUERY_BATCH = 1_024      # queries per search call
 MAX_K = 16_384           # Milvus's largest top-k
 TIMEOUT = 60.0           # seconds per call
-CONSISTENCY = "Strong"
+CONSISTENCY = "Strong"   # counts, and the writer's check in `flush`
+READ = "Bounded"         # searches: Strong would wait for Milvus's next time tick (~200 ms a search, measured)
 ROW, VECTOR, META = "row", "vector", "meta"
 INDEX = {"index_type": "FLAT", "params": {}}
 METRIC = "IP"
@@ -243,19 +246,26 @@ class MilvusStore:
             return self._client.search(
                 self.name, data=queries.tolist(), filter=expression, limit=k, output_fields=[],
                 search_params={"metric_type": METRIC, "params": {}}, anns_field=VECTOR,
-                consistency_level=CONSISTENCY, timeout=TIMEOUT)
+                consistency_level=READ, timeout=TIMEOUT)
 
     def __len__(self) -> int:
         """Live (not removed) vectors."""
+        return self._count(CONSISTENCY)
+
+    def _count(self, consistency: str) -> int:
         with _milvus_errors(self.uri, f"count the vectors of {self.name}"):
             result = self._client.query(self.name, filter="", output_fields=["count(*)"],
-                                        consistency_level=CONSISTENCY, timeout=TIMEOUT)
+                                        consistency_level=consistency, timeout=TIMEOUT)
         return int(result[0]["count(*)"])
 
     def flush(self) -> None:
-        """Persist added and removed rows (search sees them already); call once after a batch of changes."""
+        """Persist added and removed rows, and wait until searches (Bounded consistency) see them: call it
+        once after a batch of changes, before readers are told of them (the manifest switch)."""
         with _milvus_errors(self.uri, f"flush {self.name}"):
             self._client.flush(self.name, timeout=TIMEOUT)
+        expected, deadline = len(self), time.monotonic() + TIMEOUT
+        while self._count(READ) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def drop(self) -> None:
         """Delete the Milvus collection and everything in it."""

@@ -166,6 +166,12 @@ def milvus_uri(tmp_path_factory) -> str:
         from milvus import MilvusServer
     except ImportError:
         pytest.skip("the milvus package (a Milvus server binary) is not installed")
+    import socket
+
+    with socket.socket() as probe:  # the embedded etcd's peer port is fixed: one Milvus server per machine
+        if probe.connect_ex(("127.0.0.1", 2380)) == 0:
+            pytest.fail("another Milvus server runs on this machine (its embedded etcd holds port 2380): stop it, "
+                        "the tests start their own")
     base = tmp_path_factory.mktemp("milvus")
     server = MilvusServer(wait_for_started=False)
     server.set_base_dir(str(base))

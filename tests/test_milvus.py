@@ -143,13 +143,14 @@ def test_padding_and_empty_requests(small):
 def test_add_and_remove_seen_at_once(small):
     best = int(small.search(QUERIES[:1], 1)[1][0, 0])
     small.remove(np.array([best, 987_654_321]))
-    assert len(small) == 49
+    assert len(small) == 49  # counts are Strong: seen at once
+    small.flush()  # searches are Bounded: seen once flush returns
     assert best not in small.search(QUERIES[:1], 50)[1]
     small.add(ROWS[50:60], VECTORS[50:60], METADATA[50:60])
     assert len(small) == 59
+    small.flush()
     got = small.search(QUERIES[:1], 10, Filter({"tag": frozenset({"common"})}))
     assert set(got[1][0]) & set(ROWS[50:60])
-    small.flush()
     assert len(small) == 59
     with pytest.raises(ValueError, match="repeat"):
         small.add(np.array([1, 1]), VECTORS[:2], METADATA[:2])
