@@ -72,6 +72,7 @@ def small(milvus_uri):
     """A fresh 50-vector collection a test may change."""
     store = MilvusStore.create(milvus_uri, "medsearch_test_write", DIM)
     store.add(ROWS[:50], VECTORS[:50], METADATA[:50])
+    store.flush()  # searches read Bounded: rows are seen once flush returns
     yield store
     store.drop()
 
