@@ -358,9 +358,10 @@ def delete_documents(collection: Collection) -> None:
                                if line.strip()))
     if not asked:
         return
-    present = [i for i in asked if i in collection.documents]
+    present = [i for i in asked if i in collection.documents]  # one lookup per id
+    known = set(present)
     st.caption(t("ids_found", found=len(present), asked=len(asked), name=collection.name))
-    if missing := [i for i in asked if i not in collection.documents]:
+    if missing := [i for i in asked if i not in known]:
         st.caption(t("ids_missing", ids=", ".join(missing[:20]) + (" …" if len(missing) > 20 else "")))
     if st.button(t("delete_docs"), key="delete-docs", disabled=not present):
         st.session_state.pending = f"delete-docs:{collection.name}"
