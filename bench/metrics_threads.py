@@ -71,7 +71,7 @@ def main() -> None:
             results[mode].append(measure(mode, args.queries))
     median = {mode: {key: statistics.median(r[key] for r in rows) for key in ("sequential", "threads")}
               for mode, rows in results.items()}
-    lines = [f"# Metrics from 8 threads at once: OpenMP layer vs a lock around ranx\n",
+    lines = ["# Metrics from 8 threads at once: OpenMP layer vs a lock around ranx\n",
              f"{args.runs} runs per way, interleaved, {time.strftime('%Y-%m-%d')}, {args.queries:,} queries × 100 "
              f"documents, five metrics per call, 2 CPU cores. Reproduce: `python bench/metrics_threads.py`.\n",
              "| way | numba layer | 8 calls in a row (s, median) | 8 threads at once (s, median) | threads vs lock |",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from medsearch.audit import cli_user, record
 from medsearch.failures import STORAGE_ERRORS, storage_message
+from medsearch.home import medsearch_home
 from medsearch.records import MedSearchError
 
 WAIT = 3600.0  # seconds a command waits for another writer of the same collection before giving up
@@ -163,7 +164,7 @@ def _print_estimate(documents: list, args: argparse.Namespace, models: list[str]
 
     if models is None:
         models = [] if args.no_dense else args.model
-    found = estimate(documents, args.chunk_size, args.overlap, models)
+    found = estimate(documents, args.chunk_size, args.overlap, models, home=medsearch_home(args.home))
     parts = [f"tokenizing {_duration(found.pop('tokenize'))}"]
     chunks = int(found.pop("chunks"))
     parts += [f"encoding with {model} {_duration(seconds)}" for model, seconds in found.items()]

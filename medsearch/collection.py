@@ -1,12 +1,5 @@
-"""The collection: documents, chunks, sparse and dense indexes and a manifest, in one folder.
+"""The collection: documents, chunks, sparse and dense indexes and a manifest, in one folder (`layout`).
 
-Layout of `<MEDSEARCH_HOME>/<name>/`:
-    manifest.json        the current generation: models, counts, versions, index files, auto pipelines
-    corpus.sqlite        documents, chunks (with their tokens) and metadata, read lazily (`corpusdb`)
-    sparse/bm25-<gen>/   bm25s index + rows.npy    sparse/tfidf-<gen>/  TF-IDF matrix and vocabulary
-    dense/<model>/       vectors.f32 + rows.i64 (every encoded chunk) and index-<gen>.faiss (or a Milvus
-                         collection named in the manifest), one folder per embedding model
-    eval/                optional eval.json (dev qrels tune `auto`)
 A build writes a temporary sibling folder and renames it into place, so a failed or killed build
 leaves the previous collection as it was; appends, replacements, deletions and model additions write
 the next generation beside the current one and switch the manifest last (`indexing.change`).
@@ -32,10 +25,11 @@ from medsearch.fusion import HybridRetriever
 from medsearch.home import discard, folder_name, medsearch_home, replace_folder
 from medsearch.i18n import REASONS
 from medsearch.indexing import build, change, reindex
+from medsearch.layout import has_manifest, read_manifest
 from medsearch.limits import checked_query
 from medsearch.locks import writing
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, no_dense
-from medsearch.records import Document, Hit, MedSearchError
+from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
 from medsearch.retrieval import Retriever, best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TfidfRetriever
@@ -111,7 +105,7 @@ class Collection:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.manifest: dict = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        self.manifest: dict = read_manifest(folder)
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self.db = CorpusDB(folder / FILE)
         self._retrievers: dict[tuple[str, str], Retriever] = {}
@@ -130,7 +124,7 @@ class Collection:
     def is_current(self) -> bool:
         """Whether the folder still holds the build this object opened."""
         try:
-            saved = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+            saved = read_manifest(self.folder)
         except (OSError, ValueError):
             return False
         return _build_id(saved) == _build_id(self.manifest)
@@ -181,7 +175,7 @@ class Collection:
         """Whether collection `name` is saved (after recovering it from a killed swap, see `recovery.tidy`)."""
         folder = medsearch_home(home) / validate_name(name)
         tidy(folder)
-        return (folder / "manifest.json").is_file()
+        return has_manifest(folder)
 
     # --- contents -------------------------------------------------------------------------
     @property
@@ -249,9 +243,9 @@ class Collection:
         bm25 = self.retriever("bm25")
         if kind == "auto" and model is None:
             return AutoRetriever(no_dense(), bm25, None)
-        dense = self._dense(model)
         if kind == "dense":
-            return dense
+            return self._dense(model)
+        dense = self.retriever("dense", model)  # one copy of the vector index, however many kinds use it
         if kind == "hybrid":
             return HybridRetriever({"bm25": bm25, "dense": dense}, {"bm25": 1.0, "dense": 1.0}, "rrf", DEPTH)
         return AutoRetriever(self.pipeline(model), bm25, dense, dense.encoder.languages)
@@ -262,7 +256,7 @@ class Collection:
             raise MedSearchError(f"Collection '{self.name}' has no dense index for '{model}' (has: {have}).")
         info = self.manifest["dense"][model]
         store = open_store(self.folder / "dense" / info["folder"], info["store"], self.table.matching)
-        return DenseRetriever(load_encoder(model), store, self.table)
+        return DenseRetriever(load_encoder(model, self.folder.parent), store, self.table)
 
     def pipeline(self, model: str | None = None) -> Pipeline:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""
@@ -364,7 +358,7 @@ def list_collections(home: str | Path | None = None) -> list[Collection]:
     if not root.is_dir():
         return []
     tidy_all(root)
-    return [Collection(p) for p in sorted(root.iterdir()) if (p / "manifest.json").is_file() and not p.name.startswith(".")]
+    return [Collection(p) for p in sorted(root.iterdir()) if has_manifest(p) and not p.name.startswith(".")]
 
 
 def delete_collection(name: str, home: str | Path | None = None, wait: float = 0.0,
@@ -385,7 +379,7 @@ def delete_collection(name: str, home: str | Path | None = None, wait: float = 0
 def drop_external(folder: Path) -> None:
     """Drop what a collection keeps outside its folder (Milvus collections)."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        manifest = read_manifest(folder)
     except (OSError, ValueError):
         return
     for info in manifest.get("dense", {}).values():

@@ -19,7 +19,6 @@ import numpy as np
 
 from medsearch.filters import Filter
 from medsearch.records import Chunk, Document, Hit, MedSearchError
-from medsearch.sparse import TokenIds
 
 FILE = "corpus.sqlite"
 _SCHEMA = """
@@ -90,14 +89,11 @@ class CorpusDB:
         cursor = self.connect().execute(f"SELECT {_CHUNK} FROM chunks WHERE {_SEEN} ORDER BY row", {"gen": gen})
         return (_chunk(row) for row in cursor)
 
-    def tokens(self, gen: int) -> tuple[np.ndarray, TokenIds]:
-        """Chunk rows and their saved tokens (as ids), in row order."""
-        rows, tokens = [], TokenIds()
-        for row, joined in self.connect().execute(f"SELECT row, tokens FROM chunks WHERE {_SEEN} ORDER BY row",
-                                                  {"gen": gen}):
-            rows.append(row)
-            tokens.add(joined.split(" ") if joined else [])
-        return np.asarray(rows, dtype=np.int64), tokens
+    def tokens(self, gen: int, added_after: int = 0) -> Iterator[tuple[int, list[str]]]:
+        """Chunk rows seen at `gen` (added after generation `added_after`) and their saved tokens, in row order."""
+        cursor = self.connect().execute(f"SELECT row, tokens FROM chunks WHERE {_SEEN} AND added > :after ORDER BY row",
+                                        {"gen": gen, "after": added_after})
+        return ((row, joined.split(" ") if joined else []) for row, joined in cursor)
 
     def texts(self, rows: Sequence[int]) -> list[str]:
         """What dense models encode for these chunk rows: title, newline, text."""

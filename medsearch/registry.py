@@ -1,8 +1,9 @@
 """Fine-tuned models, kept in `$MEDSEARCH_HOME/.models/finetuned/<name>/`.
 
 Each is a sentence-transformers folder with `medsearch.json` (what the encoder reads: languages,
-prefixes) and `card.json` (see `medsearch.training.fine_tune`). The folder path is a model spec:
-`load_encoder(str(model_path(name)))`, `Collection.add_model(str(model_path(name)))`.
+prefixes) and `card.json` (see `medsearch.training.fine_tune`). Collections name one by its reference,
+`home:finetuned/<name>` (`modelref.finetuned`), which resolves under whatever home they are in:
+`load_encoder(str(finetuned(name)))`, `Collection.add_model(str(finetuned(name)))`.
 """
 
 from __future__ import annotations

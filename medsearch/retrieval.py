@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -59,6 +60,19 @@ def search_many(retriever: Retriever, queries: Sequence[str], k: int, where: Fil
     if where is None:
         return batch(list(queries), k) if batch else [retriever.search(q, k) for q in queries]
     return batch(list(queries), k, where) if batch else [retriever.search(q, k, where) for q in queries]
+
+
+T = TypeVar("T")
+_BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medsearch-beside")
+
+
+def side_by_side(calls: Mapping[str, Callable[[], T]]) -> dict[str, T]:
+    """Run independent searches at the same time, the first in this thread: query encoding, BM25 scoring
+    and SQLite release the GIL, so a fused search takes about as long as its slowest retriever, not the sum."""
+    first, *rest = calls
+    started = {name: _BESIDE.submit(calls[name]) for name in rest}
+    done = {first: calls[first]()}
+    return done | {name: future.result() for name, future in started.items()}
 
 
 def top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,20 @@
 """Collections on disk: round trip, validation, atomic rebuilds, retrievers, auto pipeline."""
 
 
+import json
+import shutil
+import threading
+
 import pytest
 
 from medsearch.collection import (BuildOptions, Collection, EvalSet, delete_collection, list_collections,
                                   validate_name)
+from medsearch.encoders import bundled_minilm
+from medsearch.fusion import rrf
+from medsearch.layout import read_manifest
+from medsearch.modelref import ModelRef, finetuned
 from medsearch.records import Document, MedSearchError
+from medsearch.retrieval import side_by_side
 import medsearch.collection as collection_module
 import medsearch.indexing as indexing
 
@@ -104,15 +113,58 @@ def test_dense_auto_and_model_reuse(home, monkeypatch):
     assert info["index"] == "flat" and info["dim"] == 384 and info["count"] == 4
     assert c.search("How do I recognise a stroke?", 1, "dense")[0].doc_id == "stroke"
     assert c.search("How do I recognise a stroke?", 1, "hybrid")[0].doc_id == "stroke"
+    query = "How do I recognise a stroke?"
+    fused = rrf({"bm25": c.search(query, 100, "bm25"), "dense": c.search(query, 100, "dense")}, {"bm25": 1, "dense": 1})
+    assert [(h.chunk_id, h.score) for h in c.search(query, 10, "hybrid")] == [(h.chunk_id, h.score) for h in fused[:10]]
     auto = c.retriever("auto")
+    # dense, hybrid and auto share one loaded vector index (at 1M chunks an HNSW index is ~2 GB)
+    assert c.retriever("hybrid").retrievers["dense"] is auto.dense is c.retriever("dense")
     # MiniLM reads English only: a Chinese query goes to BM25 alone, an English one is fused.
     assert auto.plan("孕妇能吃头孢吗？").method == "bm25"
     assert auto.plan("breathing problems and inhalers").method == "rrf"
     assert c.search("breathing problems and inhalers", 1, "auto")[0].doc_id == "asthma"
     stamp = (c.folder / "dense" / info["folder"] / "vectors.f32").read_bytes()
-    monkeypatch.setattr(indexing, "passage_encoder", lambda spec: pytest.fail("re-encoded an unchanged chunk"))
+    monkeypatch.setattr(indexing, "passage_encoder", lambda spec, home=None: pytest.fail("re-encoded an unchanged chunk"))
     c = c.rebuild()  # same chunk texts: their vectors are reused, nothing is encoded
     assert (c.folder / "dense" / info["folder"] / "vectors.f32").read_bytes() == stamp
+
+
+def test_a_collection_with_a_fine_tuned_model_survives_moving_the_home(home, tmp_path, monkeypatch):
+    """The manifest names the registry model by reference, not by a path into the old home."""
+    shutil.copytree(bundled_minilm(), home / ".models" / "finetuned" / "ward-minilm")
+    c = Collection.create("demo", DOCS, BuildOptions(models=[str(finetuned("ward-minilm"))]))
+    assert c.models == ["home:finetuned/ward-minilm"]
+    assert str(home) not in (c.folder / "manifest.json").read_text()
+    before = [h.chunk_id for h in c.search("How do I recognise a stroke?", 3, "dense")]
+    moved = tmp_path / "moved-home"
+    shutil.move(home, moved)
+    monkeypatch.setenv("MEDSEARCH_HOME", str(moved))
+    again = Collection.open("demo")
+    assert [h.chunk_id for h in again.search("How do I recognise a stroke?", 3, "dense")] == before
+    again = again.add_documents([Document("flu", "Influenza vaccine is recommended every year for adults over 65.")])
+    assert again.search("yearly flu shot for older adults", 1, "dense")[0].doc_id == "flu"
+
+
+def test_manifests_naming_models_by_absolute_path_read_as_references(home):
+    c = Collection.create("demo", DOCS[:2], BuildOptions(models=[]))
+    manifest = json.loads((c.folder / "manifest.json").read_text())
+    old = "/srv/old-home/.models/finetuned/ward-e5"
+    manifest |= {"dense": {old: {"folder": "x"}}, "default_model": old, "options": manifest["options"] | {"models": [old]}}
+    (c.folder / "manifest.json").write_text(json.dumps(manifest))
+    read = read_manifest(c.folder)
+    assert list(read["dense"]) == read["options"]["models"] == [read["default_model"]] == ["home:finetuned/ward-e5"]
+    assert ModelRef.parse(read["default_model"]).location(home) == str(home / ".models" / "finetuned" / "ward-e5")
+    with pytest.raises(MedSearchError):
+        ModelRef.parse("home:../../etc")
+
+
+def test_side_by_side_runs_searches_at_the_same_time():
+    """Both calls must be inside at once to pass the barrier: run one after the other, they would time out."""
+    meet = threading.Barrier(2, timeout=10)
+    assert side_by_side({"bm25": lambda: meet.wait() + 10, "dense": lambda: meet.wait() + 20}) in (
+        {"bm25": 10, "dense": 21}, {"bm25": 11, "dense": 20})
+    with pytest.raises(ZeroDivisionError):
+        side_by_side({"bm25": lambda: 1, "dense": lambda: 1 / 0})
 
 
 def test_dev_qrels_tune_auto(home):

@@ -32,8 +32,8 @@ def encoded(monkeypatch):
     real = indexing.passage_encoder
 
     class Counting:
-        def __init__(self, spec):
-            self.inner = real(spec)
+        def __init__(self, spec, home=None):
+            self.inner = real(spec, home)
 
         def encode(self, batch, **kwargs):
             texts.extend(batch)
@@ -132,7 +132,7 @@ def test_a_failed_change_leaves_the_collection_as_it_was(tmp_path, demo):
             [h.chunk_id for h in again.search("高血压", 5, "hybrid")]) == before
     assert docs[0].id in again.documents
     assert again.db.count("chunks", 10**9) == before[1]["chunks"]  # no rows of the failed change are left
-    assert sorted(p.name for p in (again.folder / "sparse").iterdir()) == ["bm25-1", "tfidf-1"]
+    assert sorted(p.name for p in (again.folder / "sparse").iterdir()) == ["bm25-1", "counts-1", "tfidf-1"]
 
 
 def test_filtered_search_returns_k_hits_when_k_chunks_match(tmp_path, demo):

@@ -184,6 +184,25 @@ def test_describe_open_round_trip(store, small, milvus_uri):
         MilvusStore.open({"kind": "milvus", "uri": milvus_uri})
 
 
+@pytest.mark.parametrize("asked, index_type", [("hnsw", "HNSW"), ("ivfpq", "IVF_PQ"), ("auto", "FLAT")])
+def test_vector_index_follows_the_choice(milvus_uri, asked, index_type):
+    """The index Milvus builds is the one asked for (auto: exact below 50k rows), kept in the description;
+    at 2,000 rows the approximate indexes still find most of the exact top 10."""
+    store = MilvusStore.create(milvus_uri, "medsearch_test_index", DIM, asked, N)
+    try:
+        store.add(ROWS, VECTORS, METADATA)
+        store.flush()
+        built = store._client.describe_index("medsearch_test_index", "vector")
+        assert built["index_type"] == store.describe()["index"]["index_type"] == index_type
+        assert MilvusStore.open(json.loads(json.dumps(store.describe()))).index == store.index
+        _, found = store.search(QUERIES, 10, Filter({"lang": frozenset({"zh"})}))
+        _, exact = brute_force(QUERIES, 10, lambda meta: meta["lang"] == "zh")
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
+        assert recall >= (1.0 if index_type == "FLAT" else 0.3 if index_type == "IVF_PQ" else 0.9)
+    finally:
+        store.drop()
+
+
 def test_create_replaces_and_drop(milvus_uri, small):
     assert len(small) == 50
     again = MilvusStore.create(milvus_uri, "medsearch_test_write", DIM)

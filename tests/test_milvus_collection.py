@@ -55,7 +55,7 @@ def test_changes_on_milvus_encode_only_new_chunks_and_drop_deleted_ones(milvus_u
     assert kb.manifest["dense"][kb.default_model]["store"]["kind"] == "milvus"
     encoded = []
     real = indexing.passage_encoder
-    monkeypatch.setattr(indexing, "passage_encoder", lambda spec: _Counting(real(spec), encoded))
+    monkeypatch.setattr(indexing, "passage_encoder", lambda spec, home=None: _Counting(real(spec, home), encoded))
     new = Document("zorblax", "Zorblax syndrome is treated with quixotine tablets twice daily.", "Zorblax")
     kb = kb.add_documents([new])
     assert len(encoded) == 1 and kb.search("zorblax quixotine treatment", 1, "dense")[0].doc_id == "zorblax"

@@ -1,11 +1,12 @@
 """BM25 on bm25s agrees with the rank_bm25 reference; TF-IDF and BM25 round-trip through disk."""
 
+import bm25s
 import numpy as np
 import pytest
 import rank_bm25
 
 from medsearch.retrieval import ChunkTable, search_many
-from medsearch.sparse import BM25Retriever, TfidfRetriever
+from medsearch.sparse import BM25Retriever, TermCounts, TfidfRetriever
 from medsearch.text import Tokenizer
 
 TEXTS = [
@@ -68,3 +69,44 @@ def test_tfidf_finds_and_round_trips(corpus, tmp_path):
     again = TfidfRetriever.load(tmp_path / "tfidf", table, tok)
     assert [(h.chunk_id, round(h.score, 6)) for h in again.search("头孢 孕妇", 5)] == \
         [(h.chunk_id, round(h.score, 6)) for h in tfidf.search("头孢 孕妇", 5)]
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
+def test_bm25_from_counts_scores_as_bm25s_builds(corpus, method):
+    """Our numpy build of the bm25s index gives the scores of bm25s's own `BM25.index`, for every variant."""
+    tok, table, tokens = corpus
+    ours = BM25Retriever.build(tokens, table, tok, method=method)
+    reference = bm25s.BM25(method=method)
+    reference.index(tokens, show_progress=False)
+    for query in QUERIES:
+        known = [t for t in tok(query) if t in reference.vocab_dict]
+        np.testing.assert_allclose(ours.scores(tok(query)), reference.get_scores(known), rtol=1e-5, atol=1e-6)
+
+
+def test_changed_counts_score_as_counting_afresh(corpus):
+    """Dropping chunks and adding new ones to saved counts gives the indexes a fresh count would give:
+    the same BM25 and TF-IDF scores, and no terms that only the dropped chunks had."""
+    tok, table, tokens = corpus
+    rows = list(range(len(tokens)))
+    before = TermCounts.of(zip(rows[:8], tokens[:8]))
+    retired = np.array([2, 5])
+    after = before.changed(retired, zip(rows[8:], tokens[8:]))
+    kept = [r for r in rows if r not in retired]
+    fresh = TermCounts.of((r, tokens[r]) for r in kept)
+    assert after.rows.tolist() == kept == fresh.rows.tolist()
+    assert sorted(after.terms) == sorted(fresh.terms) and "头孢类" not in after.terms
+    sub = ChunkTable([f"c{r}" for r in kept], [f"d{r}" for r in kept])
+    for build in (BM25Retriever.build, TfidfRetriever.build):
+        a, f = build(after, sub, tok), build(fresh, sub, tok)
+        for query in QUERIES:
+            assert [(h.chunk_id, round(h.score, 5)) for h in a.search(query, 10)] == \
+                [(h.chunk_id, round(h.score, 5)) for h in f.search(query, 10)], (build, query)
+
+
+def test_counts_round_trip(corpus, tmp_path):
+    _, _, tokens = corpus
+    counts = TermCounts.of(enumerate(tokens))
+    counts.save(tmp_path / "counts")
+    again = TermCounts.load(tmp_path / "counts")
+    assert again.terms == counts.terms and again.rows.tolist() == counts.rows.tolist()
+    assert (again.matrix != counts.matrix).nnz == 0

@@ -18,7 +18,8 @@ from medsearch.locks import CollectionBusy
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, save_upload, table_columns, unique_ids
 from medsearch.ingest.common import stem
 from medsearch.records import Document, MedSearchError
-from medsearch.registry import list_models, model_path
+from medsearch.modelref import finetuned
+from medsearch.registry import list_models
 from medsearch.indexing import estimate
 from medsearch.vectors import INDEX_KINDS, store_choices
 from views.common import choose, duration, failure, progress_bar, require, texts
@@ -197,7 +198,7 @@ def preview(docs: list[Document], files: int) -> None:
 def other_models() -> dict[str, str]:
     """{spec: label} of the models the server allows besides the bundled ones: fine-tuned and endpoints."""
     home = medsearch_home()
-    found = {str(model_path(c["name"], home)): t.plain("fine_tuned", name=c["name"], base=c["base"])
+    found = {str(finetuned(c["name"])): t.plain("fine_tuned", name=c["name"], base=c["base"])
              for c in list_models(home)}
     try:
         endpoints = load_endpoints(("embeddings",))
@@ -245,7 +246,7 @@ def show_estimate(docs: list[Document], options: BuildOptions) -> None:
     if key not in cache:
         with st.spinner(t("estimating")):
             try:
-                cache[key] = estimate(docs, options.chunk_size, options.overlap, options.models)
+                cache[key] = estimate(docs, options.chunk_size, options.overlap, options.models, home=medsearch_home())
             except MedSearchError as exc:
                 cache[key] = failure(exc)
     if isinstance(cache[key], str):

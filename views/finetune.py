@@ -9,7 +9,8 @@ from medsearch.compare import per_query
 from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.records import MedSearchError
-from medsearch.registry import list_models, model_path
+from medsearch.modelref import finetuned
+from medsearch.registry import list_models
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
 from medsearch.training import TrainConfig
@@ -160,7 +161,7 @@ def show_run(run_id: str, home) -> None:
 
 def use_model(collection, name: str) -> None:
     update, clear = progress_bar(t("encoding", name=name))
-    spec = str(model_path(name, collection.folder.parent))
+    spec = str(finetuned(name))
     try:
         updated = collection.add_model(spec, progress=update)
     except MedSearchError as exc:
