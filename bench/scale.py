@@ -213,6 +213,53 @@ def _milvus(uri: str, file, rows: np.ndarray, found, asked: np.ndarray, exact: n
     return report
 
 
+def phase_search(n: int, home: Path, count: int) -> dict:
+    from medsearch.collection import Collection
+    from medsearch.encoders import load_encoder
+
+    found = Collection.open("scale", home)
+    asked = queries(count)
+    encoder = load_encoder(MODEL)
+    report = {"query_encode": _latency(lambda q: encoder.encode([q], query=True), asked[:100])}
+    for kind in ("dense", "hybrid", "auto"):
+        report[kind] = _latency(lambda q: found.search(q, 10, kind), asked[:100])
+    report["dense_filtered"] = _latency(lambda q: found.search(q, 10, "dense", filters={"department": "rare-ward"}),
+                                        asked[:100])
+    report["search_peak_mb"] = round(_peak_mb())
+    return report
+
+
+def phase_append(n: int, home: Path) -> dict:
+    from medsearch.collection import Collection
+
+    stages: dict[str, list[float]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        stages.setdefault(stage, [time.perf_counter(), 0, total])[1:] = [time.perf_counter(), total]
+
+    found = Collection.open("scale", home)
+    before = found.manifest["dense"][found.default_model]["vectors"]
+    after, seconds = _timed(lambda: found.add_documents(list(passages(1000, 7, "new")), progress=progress))
+    encode = [v for k, v in stages.items() if k.startswith("encode")][0]
+    info = after.manifest["dense"][after.default_model]
+    return {"append_s": round(seconds, 1), "encode_s": round(encode[1] - encode[0], 1), "encoded": int(encode[2]),
+            "other_s": round(seconds - (encode[1] - encode[0]), 1), "vectors_added": info["vectors"] - before,
+            "stages_s": {k: round(v[1] - v[0], 1) for k, v in stages.items()}, "append_peak_mb": round(_peak_mb())}
+
+
+PHASES = {"ingest": phase_ingest, "sparse": phase_sparse, "vectors": phase_vectors, "search": phase_search,
+          "append": phase_append}
+
+
+def _child(phase: str, n: int, args: argparse.Namespace, extra: list[str]) -> dict:
+    command = [sys.executable, __file__, "--phase", phase, "--sizes", str(n), "--queries", str(args.queries), *extra]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"{phase} {n} failed:\n{done.stderr[-3000:]}")
+    print(f"{phase} {n}: {done.stdout.strip().splitlines()[-1]}", flush=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # --- report -----------------------------------------------------------------------------------------------
 def report(results: dict[int, dict], out: Path, milvus: bool) -> None:
     sizes = sorted(results)

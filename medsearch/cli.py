@@ -287,7 +287,7 @@ def _collections(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    from medsearch.collection import RETRIEVERS
+    from medsearch.searching import RETRIEVERS
 
     p = argparse.ArgumentParser(prog="medsearch", description="Medical search over Chinese and English text.")
     p.add_argument("--home", help="collections folder (default: $MEDSEARCH_HOME or ~/.medsearch)")

