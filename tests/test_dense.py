@@ -63,13 +63,25 @@ def _fake_embedding(text: str, dim: int = 16) -> list[float]:
     return vector.tolist()
 
 
+_TOGETHER = threading.Barrier(4, timeout=10)
+
+
+def _meet() -> bool:
+    """Whether four requests were in flight at once (each waits here for the other three)."""
+    try:
+        _TOGETHER.wait()
+        return True
+    except threading.BrokenBarrierError:
+        return False
+
+
 class _Embeddings(BaseHTTPRequestHandler):
     requests: list[dict] = []
 
     def do_POST(self):  # noqa: N802 - http.server naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Embeddings.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-        if body["model"] == "broken":
+        if body["model"] == "broken" or body["model"] == "together" and len(body["input"]) > 1 and not _meet():
             self.send_response(500)
             self.end_headers()
             return
@@ -107,6 +119,18 @@ def test_openai_compatible_embeddings(endpoint, monkeypatch):
     assert last["input"][0] == "passage: passage 64" and len(last["input"]) == 7  # E5 prefix; batches of 64
     query = encoder.encode(["aaaa"], query=True)
     assert _Embeddings.requests[-1]["input"] == ["query: aaaa"] and query.shape == (1, 16)
+
+
+def test_embeddings_requests_go_out_four_at_a_time(endpoint):
+    """The server answers model "together" only when four batches are in flight at once: sent one after
+    the other, the first would wait 10 s and fail. Replies come back in order."""
+    encoder = OpenAIEmbeddingEncoder(f"openai:together@{endpoint}", api_key="")
+    texts = [f"passage {i}" for i in range(8)]
+    seen = []
+    vectors = encoder.encode(texts, query=False, batch_size=2, progress=lambda done, total: seen.append(done))
+    expected = np.asarray([_fake_embedding(t) for t in texts])
+    np.testing.assert_allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6)
+    assert seen == [2, 4, 6, 8]
 
 
 def test_embedding_endpoint_errors(endpoint):
