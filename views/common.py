@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -21,6 +22,8 @@ from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
 from medsearch.records import MedSearchError
 from medsearch.progress import Eta
+
+T = TypeVar("T")
 
 TEXTS = Texts({
     "language": ("Language · 语言", "语言 · Language"),
@@ -220,6 +223,20 @@ def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[
     return (lambda stage, done, total: bar.progress(min(done / max(total, 1), 1.0),
                                                     text=inert(eta(stage_label(stage), done, total))),
             bar.empty)
+
+
+def with_progress(text: str, work: Callable[[Callable[[str, int, int], None]], T],
+                  message: Callable[[MedSearchError], str] | None = None) -> T | None:
+    """Run long core work (building, encoding, deleting, moving) behind a progress bar that goes when it ends;
+    a MedSearchError is shown as `message` says (default: `failure`) and gives None."""
+    update, clear = progress_bar(text)
+    try:
+        return work(update)
+    except MedSearchError as exc:
+        st.error((message or failure)(exc))
+        return None
+    finally:
+        clear()
 
 
 def stage_label(stage: str) -> str:

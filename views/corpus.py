@@ -22,7 +22,7 @@ from medsearch.modelref import finetuned
 from medsearch.registry import list_models
 from medsearch.indexing import estimate
 from medsearch.vectors import INDEX_KINDS, store_choices
-from views.common import choose, duration, failure, progress_bar, require, texts
+from views.common import choose, duration, failure, require, texts, with_progress
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -260,20 +260,17 @@ def show_estimate(docs: list[Document], options: BuildOptions) -> None:
 
 def build(name: str, docs: list[Document], options: BuildOptions | None, into: Collection | None) -> None:
     """Build (or add to) a collection with a progress bar; a failure leaves what was saved untouched."""
-    update, clear = progress_bar(t("building", name=name))
     action = "build" if into is None else "append" if docs else "rebuild"
-    try:
+
+    def work(update):
         if into is None:
-            built = Collection.create(name, docs, options, progress=update)
-        elif docs:
-            built = into.add_documents(docs, progress=update)
-        else:
-            built = into.rebuild(options=options, progress=update)
-    except MedSearchError as exc:
-        clear()
-        st.error(failure(exc) if isinstance(exc, CollectionBusy) else t.plain("failed", error=failure(exc)))
+            return Collection.create(name, docs, options, progress=update)
+        return into.add_documents(docs, progress=update) if docs else into.rebuild(options=options, progress=update)
+
+    built = with_progress(t("building", name=name), work, lambda exc: failure(exc) if isinstance(exc, CollectionBusy)
+                          else t.plain("failed", error=failure(exc)))
+    if built is None:
         return
-    clear()
     record(action, name, user.name, documents=len(docs))
     st.session_state.collection_name = built.name
     st.success(t("built", name=built.name, docs=built.manifest["counts"]["documents"],
@@ -368,14 +365,10 @@ def delete_documents(collection: Collection) -> None:
         st.session_state.pending = f"delete-docs:{collection.name}"
     if not confirm(f"delete-docs:{collection.name}", t("confirm_delete_docs", n=len(present), name=collection.name)):
         return
-    update, clear = progress_bar(t("deleting", name=collection.name))
-    try:
-        left = collection.delete_documents(present, progress=update)
-    except MedSearchError as exc:
-        clear()
-        st.error(failure(exc))
+    left = with_progress(t("deleting", name=collection.name),
+                         lambda update: collection.delete_documents(present, progress=update))
+    if left is None:
         return
-    clear()
     record("delete_docs", collection.name, user.name, documents=len(present))
     st.session_state.flash = t("docs_deleted", n=len(present), name=collection.name,
                                left=left.manifest["counts"]["documents"])
@@ -391,14 +384,10 @@ def move_vectors(collection: Collection) -> None:
     if not confirm(f"move:{collection.name}", t("confirm_move", name=collection.name, index=t.plain(f"index_{kind}"),
                                                   store=t.plain(f"store_{store.split(':')[0]}"))):
         return
-    update, clear = progress_bar(t("moving", name=collection.name))
-    try:
-        moved = collection.move_vectors(store, kind, progress=update)
-    except MedSearchError as exc:
-        clear()
-        st.error(failure(exc))
+    moved = with_progress(t("moving", name=collection.name),
+                          lambda update: collection.move_vectors(store, kind, progress=update))
+    if moved is None:
         return
-    clear()
     record("rebuild", collection.name, user.name, vector_store=store, vector_index=kind)
     where = ", ".join(f"{m} ({i['store']['kind']}, {i['index']})" for m, i in moved.manifest["dense"].items())
     st.session_state.flash = t("moved", name=collection.name, where=where)

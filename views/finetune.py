@@ -15,7 +15,7 @@ from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
 from medsearch.training import TrainConfig
 from medsearch.triplets import read_triplets
-from views.common import pick_collection, progress_bar, require, texts
+from views.common import pick_collection, require, texts, with_progress
 
 TEXTS = Texts({
     "title": ("Fine-tune a dense retriever", "微调稠密检索模型"),
@@ -160,15 +160,11 @@ def show_run(run_id: str, home) -> None:
 
 
 def use_model(collection, name: str) -> None:
-    update, clear = progress_bar(t("encoding", name=name))
     spec = str(finetuned(name))
-    try:
-        updated = collection.add_model(spec, progress=update)
-    except MedSearchError as exc:
-        clear()
-        st.error(inert(exc))
+    updated = with_progress(t("encoding", name=name), lambda update: collection.add_model(spec, progress=update),
+                            inert)
+    if updated is None:
         return
-    clear()
     record("add_model", collection.name, user.name, collection.folder.parent, model=name)
     st.success(t("used", name=name, collection=collection.name))
     if updated.eval_set and updated.default_model:

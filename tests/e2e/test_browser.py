@@ -36,13 +36,17 @@ WORDS = {
            "broken": "broken.pdf", "run_set": "Run all 40 judged queries", "wins": "Dense better on",
            "search": "Search", "query": "How do I recognize a stroke?",
            "answer_button": "Retrieve and answer", "answer": "Answer (extractive, no language model)",
-           "answers": "Answers", "extractive": "Extractive answer"},
+           "answers": "Answers", "extractive": "Extractive answer", "manage": "Collections",
+           "delete_docs": "Delete documents", "ids": "Document ids, one per line", "ids_found": "1 of 2 ids are in",
+           "move": "Move vectors", "move_hint": "nothing is re-encoded"},
     "zh": {"lang": "中文", "box": "问题或关键词", "found": "条结果", "corpus": "语料",
            "compare": "BM25 与稠密检索对比", "learn": "入门讲解", "read": "qa.csv：2 篇文档",
            "broken": "broken.pdf", "run_set": "运行全部 40 条已标注查询", "wins": "稠密检索在",
            "search": "检索", "query": "血压升高应该怎么办？",
            "answer_button": "检索并回答", "answer": "回答（抽取式，未使用语言模型）",
-           "answers": "回答", "extractive": "抽取式回答"},
+           "answers": "回答", "extractive": "抽取式回答", "manage": "文档集管理",
+           "delete_docs": "删除文档", "ids": "文档编号，每行一个", "ids_found": "2 个编号中有 1 个在",
+           "move": "迁移向量", "move_hint": "不重新编码"},
 }
 
 
@@ -239,6 +243,14 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     page.text_appears(w["read"])
     page.text_appears(w["broken"])
     page.shot("corpus")
+    page.click_text(w["manage"])  # the administrator's tab: delete documents, move vectors
+    page.click_text(w["delete_docs"])
+    ids = page.xpath(f'//textarea[@aria-label="{w["ids"]}"]')
+    ids.send_keys("d001\nno-such-document", Keys.CONTROL, Keys.ENTER)
+    page.text_appears(w["ids_found"])
+    page.click_text(w["move"])
+    page.text_appears(w["move_hint"])
+    page.shot("corpus-manage")
 
     page.click_text(w["compare"], '//*[@data-testid="stSidebar"]')
     page.text_appears("nDCG@10")
@@ -263,7 +275,7 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     citation = page.xpath('//a[starts-with(@href, "#passage-")]')
     page.scroll_to(citation)
     page.shot("learn-answer")
-    for name in ("search", "corpus", "compare", "compare-chart", "answers", "learn", "learn-answer"):
+    for name in ("search", "corpus", "corpus-manage", "compare", "compare-chart", "answers", "learn", "learn-answer"):
         assert (SHOTS / f"{name}-{lang}.png").stat().st_size > 20_000
 
 
