@@ -28,7 +28,7 @@ from medsearch.corpusdb import FILE, ChunkTable, CorpusDB
 from medsearch.dense import DenseRetriever
 from medsearch.encoders import Encoder, canonical, default_model, default_model_reason, load_encoder
 from medsearch.i18n import REASONS
-from medsearch.layout import encode_cache, model_folder, write_manifest
+from medsearch.layout import encode_cache, encode_caches, model_folder, write_manifest
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, Pipeline, from_coverage, tune
 from medsearch.records import Document, Hit, MedSearchError
@@ -308,7 +308,7 @@ def build(folder: Path, name: str, documents: Iterable[Document], options, eval_
         })
     finally:
         db.close()
-    shutil.rmtree(folder.parent / ".cache" / "encode" / name, ignore_errors=True)
+    shutil.rmtree(encode_caches(folder.parent) / name, ignore_errors=True)
 
 
 def _dense(folder: Path, db: CorpusDB, gen: int, spec: str, info: dict) -> DenseRetriever:
@@ -339,7 +339,7 @@ def change(folder: Path, manifest: dict, add: Sequence[Document], delete: Sequen
         _drop_unreferenced(folder, updated, db)
     finally:
         db.close()
-    shutil.rmtree(home / ".cache" / "encode" / name, ignore_errors=True)
+    shutil.rmtree(encode_caches(home) / name, ignore_errors=True)
     return updated
 
 

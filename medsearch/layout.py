@@ -54,6 +54,11 @@ def model_folder(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-100:]
 
 
+def encode_caches(home: Path) -> Path:
+    """The folder holding every collection's encoded batches (one folder per collection name)."""
+    return home / ".cache" / "encode"
+
+
 def encode_cache(home: Path, name: str, spec: str) -> Path:
     """Where a build keeps a model's encoded batches until it is done."""
-    return home / ".cache" / "encode" / name / model_folder(spec)
+    return encode_caches(home) / name / model_folder(spec)

