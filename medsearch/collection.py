@@ -106,6 +106,8 @@ class Collection:
         self.tokenizer = Tokenizer(**{k: v for k, v in self.manifest["sparse"]["tokenizer"].items() if k != "name"})
         self.db = CorpusDB(folder / FILE)
         self._facets: dict[int, dict[str, list[str]]] = {}
+        # made here, not on first use: sessions share a Collection, and each retriever must load once
+        self.retrievers = Retrievers(folder, self.manifest, self.table, self.tokenizer, self._loaded)
 
     @property
     def generation(self) -> int:
@@ -218,10 +220,6 @@ class Collection:
         return EvalSet(**found) if found else None
 
     # --- retrieval ------------------------------------------------------------------------
-    @cached_property
-    def retrievers(self) -> Retrievers:
-        return Retrievers(self.folder, self.manifest, self.table, self.tokenizer, self._loaded)
-
     def retriever(self, kind: str = "auto", model: str | None = None) -> Retriever:
         """The retriever of that kind (bm25, tfidf, dense, hybrid, auto) for a model (default: the collection's),
         loaded once."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
@@ -28,7 +29,7 @@ class TermCounts:
     def __init__(self, matrix: sp.csr_matrix, rows: np.ndarray, terms: list[str]) -> None:
         self.matrix, self.rows, self.terms = matrix, rows, terms
 
-    @property
+    @cached_property
     def vocab(self) -> dict[str, int]:
         return {term: i for i, term in enumerate(self.terms)}
 
@@ -48,11 +49,11 @@ class TermCounts:
 
     def changed(self, retired: np.ndarray, added: Iterable[tuple[int, Sequence[str]]]) -> TermCounts:
         """These counts without the `retired` rows and with the `added` chunks (rows after all of ours)."""
-        new = TermCounts.of(added, self.terms)
-        kept = self.matrix[~np.isin(self.rows, retired)]
+        new, keep = TermCounts.of(added, self.terms), ~np.isin(self.rows, retired)
+        kept = self.matrix[keep]
         kept.resize((kept.shape[0], len(new.terms)))
         matrix = sp.vstack([kept, new.matrix], format="csr")
-        rows = np.concatenate([self.rows[~np.isin(self.rows, retired)], new.rows])
+        rows = np.concatenate([self.rows[keep], new.rows])
         return TermCounts(matrix, rows, new.terms).used()
 
     def used(self) -> TermCounts:
