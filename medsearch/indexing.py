@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -103,9 +104,9 @@ def build_sparse(folder: Path, db: CorpusDB, gen: int, method: str, progress: Pr
     `previous` (the sparse part of generation `since`) changed by the chunks retired and added since, or,
     without them, from the saved tokens of every chunk."""
     progress("index bm25", 0, 1)
-    saved = folder / previous["counts"]["folder"] if previous and "counts" in previous else None
-    if saved and saved.exists():
-        counts = TermCounts.load(saved).changed(db.retired_rows(gen, since), db.tokens(gen, added_after=since))
+    saved = _saved_counts(folder, previous, db.count("chunks", since)) if previous else None
+    if saved:
+        counts = saved.changed(db.retired_rows(gen, since), db.tokens(gen, added_after=since))
     else:
         counts = TermCounts.of(db.tokens(gen))
     counts.save(folder / "sparse" / f"counts-{gen}")
@@ -117,6 +118,19 @@ def build_sparse(folder: Path, db: CorpusDB, gen: int, method: str, progress: Pr
     return {"bm25": {"method": method, "library": "bm25s", "folder": f"sparse/bm25-{gen}"},
             "tfidf": {"library": "scikit-learn", "folder": f"sparse/tfidf-{gen}"},
             "counts": {"folder": f"sparse/counts-{gen}"}, "tokenizer": tokenizer.config()}, bm25
+
+
+def _saved_counts(folder: Path, sparse: dict, chunks: int) -> TermCounts | None:
+    """The term counts a manifest's sparse part names, if they can be read and cover its `chunks` chunks;
+    else None, and the caller counts every chunk again (collections built before counts were saved, a
+    damaged or missing file): a change must not fail for good because of them."""
+    if "counts" not in sparse:
+        return None
+    try:
+        counts = TermCounts.load(folder / sparse["counts"]["folder"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    return counts if len(counts.rows) == chunks == counts.matrix.shape[0] else None
 
 
 # --- vectors -------------------------------------------------------------------------------------------

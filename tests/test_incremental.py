@@ -2,6 +2,7 @@
 never show a half-applied change, and a killed build or change is resumed or undone."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,26 @@ def test_append_replace_and_delete_give_what_a_full_rebuild_gives(tmp_path, demo
             (a_scores, a_ids), (b_scores, b_ids) = _top(inc, query, retriever), _top(full, query, retriever)
             assert np.allclose(a_scores, b_scores, atol=2e-4), (retriever, query)
             assert a_ids == b_ids, (retriever, query)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing", "stale"])
+def test_damaged_term_counts_are_counted_again_not_a_failure(tmp_path, demo, damage):
+    """A change starts from the saved term counts; unreadable, missing or out-of-step counts are counted afresh
+    from the saved tokens, and the indexes are still those of a full build."""
+    docs, _ = demo
+    inc = Collection.create("inc", docs[:100], BuildOptions(models=[]), home=tmp_path)
+    counts = inc.folder / inc.manifest["sparse"]["counts"]["folder"]
+    if damage == "garbage":
+        (counts / "counts.npz").write_bytes(b"PK\x03\x04 not a zip")
+    elif damage == "missing":
+        shutil.rmtree(counts)
+    else:
+        np.save(counts / "rows.npy", np.load(counts / "rows.npy")[:-1])
+    inc = inc.add_documents(docs[100:150])
+    full = Collection.create("full", docs[:150], BuildOptions(models=[]), home=tmp_path)
+    for query in ("高血压 饮食", "asthma inhaler", "孕妇 头孢"):
+        for retriever in ("bm25", "tfidf"):
+            assert _top(inc, query, retriever) == _top(full, query, retriever), (damage, retriever, query)
 
 
 def test_adding_a_model_encodes_for_that_model_only(tmp_path, demo, encoded):
