@@ -11,9 +11,11 @@ _PIECES = re.compile(f"[{HAN}]+|[A-Za-z0-9\u00c0-\u024f]+|[^{HAN}A-Za-z0-9\u00c0
 
 
 def highlight(text: str, query: str, tokenizer: Tokenizer | None = None) -> str:
-    """HTML of `text` with the words that match the query's search tokens marked."""
+    """HTML of `text` with the words that match the query's search tokens marked. Single characters (药, 血,
+    "c") are not marked: on their own they match almost every passage and mark noise; stop words never
+    reach the tokens."""
     tokenizer = tokenizer or Tokenizer()
-    terms = set(tokenizer(query))
+    terms = {term for term in tokenizer(query) if len(term) > 1}
     han_terms = sorted((t for t in terms if re.fullmatch(f"[{HAN}]+", t)), key=len, reverse=True)
     han_pattern = re.compile("|".join(map(re.escape, han_terms))) if han_terms else None
     out = []
