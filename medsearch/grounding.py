@@ -50,13 +50,11 @@ class Answer:
 
 
 def passages_from_hits(collection: Collection, hits: Sequence[Hit]) -> list[Passage]:
-    """Number the hits' chunks [1]..[n] with their document's title and source (a cited work in
-    `metadata['source']`, else the file the document came from)."""
+    """Number the hits' chunks [1]..[n] with their document's title and source (`Document.cited`)."""
     passages = []
     for n, hit in enumerate(hits, 1):
         chunk, doc = collection.chunks[hit.chunk_id], collection.documents[hit.doc_id]
-        source = str(doc.metadata.get("source") or doc.source)
-        passages.append(Passage(n, doc.id, chunk.title or doc.title, source, chunk.text))
+        passages.append(Passage(n, doc.id, chunk.title or doc.title, doc.cited, chunk.text))
     return passages
 
 

@@ -23,6 +23,13 @@ class Document:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def cited(self) -> str:
+        """What a reader is told the document comes from: the work its metadata cites (`source`, as the demo
+        corpus names its guideline), else the file or set it was read from."""
+        found = self.metadata.get("source")
+        return str(found) if isinstance(found, (str, int, float)) and str(found).strip() else self.source
+
 
 @dataclass
 class Chunk:

@@ -5,6 +5,7 @@ from html import unescape as visible
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from medsearch.collection import Collection
 from medsearch.demo import DEMO_DIR
 
 def relevant(qid: str) -> set[str]:
@@ -32,6 +33,10 @@ def test_search_finds_the_judged_document(demo_home, open_app, lang, qid, query)
     assert any("<mark>" in m.value for m in app.markdown)
     found = "条结果，用时" if lang == "zh" else "results in"
     assert any(found in c.value for c in app.caption)
+    # each card names the work the document cites (the demo's guidelines), not the collection
+    cited = {Collection.open("demo", demo_home).documents[i].metadata["source"] for i in ids}
+    cards = [c.value for c in app.caption if any(visible(c.value).startswith(source) for source in cited)]
+    assert len(cards) == 10 and not any(visible(c.value).startswith("demo") for c in app.caption)
 
 
 def test_search_page_speaks_the_chosen_language(demo_home, open_app):

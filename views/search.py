@@ -76,7 +76,7 @@ def result_card(collection, hit, query: str) -> None:
     with st.container(border=True):
         st.markdown(f"**{hit.rank}. {inert(chunk.title or doc.title or doc.id)}** · {t('score')} {hit.score:.3f}")
         meta = [str(doc.metadata[k]) for k in ("department", "topic", "year") if k in doc.metadata]
-        st.caption(inert(" · ".join([doc.source or doc.id] + meta)))
+        st.caption(inert(" · ".join([doc.cited or doc.id] + meta)))
         st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
         st.markdown(f"[{t('open')}](?{urlencode({'collection': collection.name, 'doc': doc.id})})")
 
