@@ -29,7 +29,7 @@ from medsearch.locks import writing
 from medsearch.pipeline import DEPTH, Pipeline
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
-from medsearch.retrieval import Retriever, best_per_document, search_many
+from medsearch.retrieval import Retriever, best_per_document, by_document, search_many
 from medsearch.searching import Retrievers
 from medsearch.store import drop_store
 from medsearch.text import Tokenizer
@@ -242,6 +242,12 @@ class Collection:
         where = Filter.of(filters)
         found = self.retriever(retriever, model)
         return self._loaded(lambda: found.search(query, k, where) if where else found.search(query, k))
+
+    def search_by_document(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
+                           filters: Mapping[str, object] | None = None) -> list[list[Hit]]:
+        """Top-k documents for a query, each as its hits (best chunk first, then its other chunks among the
+        top DEPTH), so a reader sees every document once."""
+        return by_document(self.search(query, max(DEPTH, 3 * k), retriever, model, filters), k)
 
     def facets(self, max_values: int = 40) -> dict[str, list[str]]:
         """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values

@@ -85,15 +85,18 @@ def top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, scores[rows]
 
 
+def by_document(hits: list[Hit], k: int) -> list[list[Hit]]:
+    """The hits of at most k documents, grouped per document in the order of each one's best hit: the best
+    first (re-ranked 1..k), then the document's other hits in their order."""
+    groups: dict[str, list[Hit]] = {}
+    for hit in hits:
+        if hit.doc_id in groups:
+            groups[hit.doc_id].append(hit)
+        elif len(groups) < k:
+            groups[hit.doc_id] = [Hit(hit.chunk_id, hit.doc_id, hit.score, len(groups) + 1, hit.retriever)]
+    return list(groups.values())
+
+
 def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
     """Keep each document's best chunk, re-ranked, at most k."""
-    seen: set[str] = set()
-    out: list[Hit] = []
-    for hit in hits:
-        if hit.doc_id in seen:
-            continue
-        seen.add(hit.doc_id)
-        out.append(Hit(hit.chunk_id, hit.doc_id, hit.score, len(out) + 1, hit.retriever))
-        if len(out) == k:
-            break
-    return out
+    return [group[0] for group in by_document(hits, k)]

@@ -29,7 +29,7 @@ def test_search_finds_the_judged_document(demo_home, open_app, lang, qid, query)
     app.text_input(key="query").input(query).run()
     assert not app.exception
     ids = shown_doc_ids(app)
-    assert len(ids) == 10 and ids[0] in relevant(qid)
+    assert len(ids) == len(set(ids)) == 10 and ids[0] in relevant(qid)  # one card per document
     assert any("<mark>" in m.value for m in app.markdown)
     found = "条结果，用时" if lang == "zh" else "results in"
     assert any(found in c.value for c in app.caption)

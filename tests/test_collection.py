@@ -13,8 +13,8 @@ from medsearch.encoders import bundled_minilm
 from medsearch.fusion import rrf
 from medsearch.layout import read_manifest
 from medsearch.modelref import ModelRef, finetuned
-from medsearch.records import Document, MedSearchError
-from medsearch.retrieval import side_by_side
+from medsearch.records import Document, Hit, MedSearchError
+from medsearch.retrieval import best_per_document, by_document, side_by_side
 from medsearch.sparse import TfidfRetriever
 import medsearch.indexing as indexing
 
@@ -156,6 +156,22 @@ def test_manifests_naming_models_by_absolute_path_read_as_references(home):
     assert ModelRef.parse(read["default_model"]).location(home) == str(home / ".models" / "finetuned" / "ward-e5")
     with pytest.raises(MedSearchError):
         ModelRef.parse("home:../../etc")
+
+
+def test_hits_grouped_by_document():
+    hits = [Hit(c, d, 1 - n / 10, n + 1, "bm25") for n, (c, d) in
+            enumerate([("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", "c"), ("b2", "b"), ("a3", "a")])]
+    groups = by_document(hits, 2)
+    assert [[h.chunk_id for h in g] for g in groups] == [["a1", "a2", "a3"], ["b1", "b2"]]
+    assert [g[0].rank for g in groups] == [1, 2] and best_per_document(hits, 2) == [g[0] for g in groups]
+
+
+def test_search_by_document_shows_every_document_once(home):
+    docs = [Document("long", "Asthma inhalers. " * 40 + "Asthma control plans. " * 40, "Asthma"), *DOCS]
+    c = Collection.create("demo", docs, BuildOptions(models=[], chunk_size=200, overlap=0))
+    found = c.search_by_document("asthma inhalers", 3, "bm25")
+    assert [g[0].doc_id for g in found][0] == "long" and len({g[0].doc_id for g in found}) == len(found)
+    assert len(found[0]) > 1 and all(h.doc_id == "long" for h in found[0])
 
 
 def test_side_by_side_runs_searches_at_the_same_time():

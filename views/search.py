@@ -36,6 +36,7 @@ TEXTS = Texts({
     "model": ("Dense model: **{model}** — {reason}", "稠密模型：**{model}** — {reason}"),
     "score": ("score", "得分"),
     "open": ("Open the whole document", "打开全文"),
+    "more": ("+{n} more passages from this document", "本文档另有 {n} 段相关内容"),
     "back": ("← Back to the results", "← 返回结果"),
     "missing": ("Document '{id}' is not in collection '{name}'.", "文档集“{name}”中没有文档“{id}”。"),
     "error": ("Search failed: {error}", "检索失败：{error}"),
@@ -71,13 +72,20 @@ def example_buttons() -> None:
                           width="stretch")
 
 
-def result_card(collection, hit, query: str) -> None:
-    chunk, doc = collection.chunks[hit.chunk_id], collection.documents[hit.doc_id]
+def result_card(collection, hits: list, query: str) -> None:
+    """One document: its best passage, its other matching passages folded away, and a link to all of it."""
+    hit, doc = hits[0], collection.documents[hits[0].doc_id]
+    chunk = collection.chunks[hit.chunk_id]
     with st.container(border=True):
         st.markdown(f"**{hit.rank}. {inert(chunk.title or doc.title or doc.id)}** · {t('score')} {hit.score:.3f}")
         meta = [str(doc.metadata[k]) for k in ("department", "topic", "year") if k in doc.metadata]
         st.caption(inert(" · ".join([doc.cited or doc.id] + meta)))
         st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
+        if len(hits) > 1:
+            with st.expander(t("more", n=len(hits) - 1)):
+                for other in hits[1:]:
+                    st.markdown(highlight(collection.chunks[other.chunk_id].text, query, collection.tokenizer),
+                                unsafe_allow_html=True)
         st.markdown(f"[{t('open')}](?{urlencode({'collection': collection.name, 'doc': doc.id})})")
 
 
@@ -111,7 +119,7 @@ with left:
         st.stop()
     try:
         start = time.perf_counter()
-        hits = collection.search(query, k, kind, model, filters=chosen)
+        found = collection.search_by_document(query, k, kind, model, filters=chosen)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
         st.error(t.plain("error", error=failure(exc)))
@@ -121,9 +129,9 @@ with left:
         st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
     if model in (None, collection.default_model):
         st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
-    st.caption(t("found", n=len(hits), ms=elapsed))
-    if not hits:
+    st.caption(t("found", n=len(found), ms=elapsed))
+    if not found:
         st.info(t("nothing"))
-    for hit in hits:
-        result_card(collection, hit, query)
+    for hits in found:
+        result_card(collection, hits, query)
     example_buttons()
