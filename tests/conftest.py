@@ -54,10 +54,11 @@ def open_app(monkeypatch):
     """Start app.py in Streamlit's AppTest on a home folder, in a UI language, optionally on a page."""
     from streamlit.testing.v1 import AppTest
 
-    def start(home: Path, lang: str = "en", page: str | None = None, query_params: dict | None = None) -> AppTest:
+    def start(home: Path, lang: str | None = "en", page: str | None = None, query_params: dict | None = None) -> AppTest:
         monkeypatch.setenv("MEDSEARCH_HOME", str(home))
         app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
-        app.session_state["lang"] = lang
+        if lang:  # None: the app decides (link, then browser locale)
+            app.session_state["lang"] = lang
         for key, value in (query_params or {}).items():
             app.query_params[key] = value
         if page:

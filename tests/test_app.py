@@ -1,6 +1,7 @@
 """The app shell and the Search page through Streamlit's AppTest, on the demo collection."""
 
 from html import unescape as visible
+from urllib.parse import parse_qs
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,7 +20,7 @@ def language(app: AppTest):
 
 def shown_doc_ids(app: AppTest) -> list[str]:
     """Document ids in the order of the result cards (from their 'open the whole document' links)."""
-    return [m.value.split("doc=")[1].rstrip(")") for m in app.markdown if "doc=" in m.value]
+    return [parse_qs(m.value.split("](?")[1].rstrip(")"))["doc"][0] for m in app.markdown if "doc=" in m.value]
 
 
 @pytest.mark.parametrize("lang,qid,query", [("zh", "q01", "孕妇能吃头孢吗？"), ("en", "q21", "How do I recognize a stroke?"),
@@ -81,6 +82,29 @@ def test_result_link_opens_the_whole_document(demo_home, open_app):
     assert doc.text in [t.value for t in app.text]
     app.button[0].click().run()
     assert not app.header and app.text_input(key="query")
+
+
+def test_a_search_survives_leaving_the_page_and_is_shared_by_its_address(demo_home, open_app):
+    query = "How do I recognize a stroke?"
+    app = open_app(demo_home, "zh")
+    app.text_input(key="query").input(query).run()
+    first = shown_doc_ids(app)
+    assert app.query_params["q"] == query and app.query_params["collection"] == "demo"
+    links = [m.value for m in app.markdown if "doc=" in m.value]
+    assert all("lang=zh" in link and "q=How+do+I+recognize" in link for link in links)
+    app.switch_page("views/compare.py").run()
+    app.switch_page("views/search.py").run()
+    assert app.text_input(key="query").value == query and shown_doc_ids(app) == first
+    shared = open_app(demo_home, None, query_params={"q": query, "collection": "demo", "lang": "zh"})
+    assert shown_doc_ids(shared) == first and shared.title[0].value == "医学文本检索"  # the link's language
+
+
+def test_back_from_a_document_returns_to_the_same_results(demo_home, open_app):
+    query = "How do I recognize a stroke?"
+    app = open_app(demo_home, "en", query_params={"collection": "demo", "doc": "d022", "q": query})
+    assert app.header
+    app.button[0].click().run()
+    assert not app.header and app.text_input(key="query").value == query and len(shown_doc_ids(app)) == 10
 
 
 def test_markup_in_documents_is_escaped(demo_home, open_app):

@@ -69,9 +69,10 @@ TEXTS = Texts({
 
 
 def lang() -> str:
-    """The session's UI language: the user's choice, else the browser's locale."""
+    """The session's UI language: the user's choice, else the link's (`?lang=zh`, which result links carry),
+    else the browser's locale."""
     if "lang" not in st.session_state:
-        locale = st.context.locale or ""
+        locale = st.query_params.get("lang") or st.context.locale or ""
         st.session_state.lang = "zh" if locale.lower().startswith("zh") else "en"
     return st.session_state.lang
 

@@ -37,6 +37,7 @@ TEXTS = Texts({
     "score": ("score", "得分"),
     "open": ("Open the whole document", "打开全文"),
     "more": ("+{n} more passages from this document", "本文档另有 {n} 段相关内容"),
+    "why": ("Why these results", "为什么是这些结果"),
     "back": ("← Back to the results", "← 返回结果"),
     "missing": ("Document '{id}' is not in collection '{name}'.", "文档集“{name}”中没有文档“{id}”。"),
     "error": ("Search failed: {error}", "检索失败：{error}"),
@@ -49,7 +50,7 @@ def show_document(collection, doc_id: str) -> None:
     """The whole document (opened from a result's link), with its metadata and a way back."""
     doc = collection.documents.get(doc_id)
     if st.button(t("back")):
-        st.query_params.clear()
+        del st.query_params["doc"]  # the query (`q`) and language stay: back to the same results
         st.rerun()
     if doc is None:
         st.error(t("missing", id=doc_id, name=collection.name))
@@ -86,12 +87,13 @@ def result_card(collection, hits: list, query: str) -> None:
                 for other in hits[1:]:
                     st.markdown(highlight(collection.chunks[other.chunk_id].text, query, collection.tokenizer),
                                 unsafe_allow_html=True)
-        st.markdown(f"[{t('open')}](?{urlencode({'collection': collection.name, 'doc': doc.id})})")
+        link = {"collection": collection.name, "doc": doc.id, "q": query, "lang": lang()}
+        st.markdown(f"[{t('open')}](?{urlencode(link)})")
 
 
 st.title(t("title"))
-if "doc" in st.query_params and "collection" in st.query_params:
-    st.session_state.collection_name = st.query_params["collection"]
+if "collection" in st.query_params and ("doc" in st.query_params or "last_query" not in st.session_state):
+    st.session_state.collection_name = st.query_params["collection"]  # a document link, or a shared search
 left, right = st.columns([3, 1])
 with right:
     collection = pick_collection()
@@ -113,10 +115,15 @@ with left:
         show_document(collection, st.query_params["doc"])
         st.stop()
     st.caption(t("intro"))
+    # the box forgets its text when another page is shown: bring back this session's query, or a shared link's
+    st.session_state.setdefault("query", st.session_state.get("last_query") or st.query_params.get("q", ""))
     query = st.text_input(t("box"), key="query", placeholder=t("placeholder"), max_chars=MAX_QUERY_CHARS)
+    st.session_state.last_query = query
     if not query.strip():
+        st.query_params.pop("q", None)
         example_buttons()
         st.stop()
+    st.query_params.update({"q": query, "collection": collection.name})  # the address shares this search
     try:
         start = time.perf_counter()
         found = collection.search_by_document(query, k, kind, model, filters=chosen)
@@ -124,12 +131,13 @@ with left:
     except MedSearchError as exc:
         st.error(t.plain("error", error=failure(exc)))
         st.stop()
-    if kind == "auto":
-        plan = collection.retriever("auto", model).plan(query)
-        st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
-    if model in (None, collection.default_model):
-        st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
     st.caption(t("found", n=len(found), ms=elapsed))
+    with st.expander(t("why")):
+        if kind == "auto":
+            plan = collection.retriever("auto", model).plan(query)
+            st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
+        if model in (None, collection.default_model):
+            st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
     if not found:
         st.info(t("nothing"))
     for hits in found:
