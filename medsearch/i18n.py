@@ -27,10 +27,12 @@ class Texts:
 
 
 REASONS = Texts({
-    "bm25": ("BM25", "BM25"),
-    "dense": ("dense", "稠密检索"),
-    "rrf": ("RRF fusion, dense weight {w:g}", "RRF 融合，稠密权重 {w:g}"),
-    "weighted": ("weighted fusion, dense weight {w:g}", "加权融合，稠密权重 {w:g}"),
+    "bm25": ("matching the query's words (BM25)", "按查询中的词语匹配（BM25）"),
+    "dense": ("matching the query's meaning (dense model)", "按查询的含义匹配（稠密模型）"),
+    "rrf": ("words and meaning together, meaning counting {w:.0%} (RRF fusion)",
+            "词语与含义相结合，含义占 {w:.0%}（RRF 融合）"),
+    "weighted": ("words and meaning together by score, meaning counting {w:.0%} (weighted fusion)",
+                 "按得分结合词语与含义，含义占 {w:.0%}（加权融合）"),
     "no_dense": ("No dense index in this collection.", "该文档集没有稠密索引。"),
     "query_lang": ("The query is in '{query_lang}', which the dense model does not read: BM25 alone.",
                    "查询语言为“{query_lang}”，稠密模型读不懂，因此只用 BM25。"),

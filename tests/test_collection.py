@@ -122,6 +122,8 @@ def test_dense_auto_and_model_reuse(home, monkeypatch):
     # MiniLM reads English only: a Chinese query goes to BM25 alone, an English one is fused.
     assert auto.plan("孕妇能吃头孢吗？").method == "bm25"
     assert auto.plan("breathing problems and inhalers").method == "rrf"
+    assert auto.plan("breathing problems and inhalers").label("zh") == "词语与含义相结合，含义占 70%（RRF 融合）"
+    assert auto.plan("孕妇能吃头孢吗？").label() == "matching the query's words (BM25)"
     assert c.search("breathing problems and inhalers", 1, "auto")[0].doc_id == "asthma"
     stamp = (c.folder / "dense" / info["folder"] / "vectors.f32").read_bytes()
     monkeypatch.setattr(indexing, "passage_encoder", lambda spec, home=None: pytest.fail("re-encoded an unchanged chunk"))
