@@ -20,6 +20,11 @@ def test_example_question_gets_a_cited_extractive_answer(demo_home, open_app):
     assert any(c.value.startswith("检索") and "毫秒" in c.value for c in app.caption)
     cited = [m.value for m in app.markdown if visible(m.value).startswith("**[") and "已引用" in m.value]
     assert cited and len([s for s in app.subheader if s.value == "段落"]) == 1
+    assert visible(app.subheader[0].value) == "回答的问题：孕妇能吃头孢吗？"  # the answer says which question it answers
+    app.text_input(key="question").input("How do I recognize a stroke?")
+    app.button[0].click().run()  # the form's Ask button
+    assert visible(app.subheader[0].value) == "回答的问题：How do I recognize a stroke?"
+    assert not any("孕妇能吃头孢吗" in visible(s.value) for s in app.subheader)
 
 
 def test_wrong_citation_becomes_a_negative_triplet_and_ratings_are_saved(demo_home, open_app):
