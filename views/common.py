@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import TypeVar
 
 import streamlit as st
@@ -20,6 +20,7 @@ from medsearch.ingest import RaggedRows
 from medsearch.inert import inert
 from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
+from medsearch.modelref import ModelRef
 from medsearch.records import MedSearchError
 from medsearch.progress import Eta
 
@@ -155,8 +156,12 @@ def require(action: str) -> User:
 
 
 def model_label(spec: str | None) -> str:
-    """A dense model as people call it: a fine-tuned model's folder name rather than its whole path."""
-    return Path(spec).name if spec and ("/" in spec or "\\" in spec) and Path(spec).is_dir() else spec or "-"
+    """A dense model as people call it: a fine-tuned or local model's folder name (`home:finetuned/ward` →
+    ward), else its spec."""
+    if not spec:
+        return "-"
+    ref = ModelRef.parse(spec)
+    return PurePosixPath(ref.name).name if ref.kind in ("home", "folder") else spec
 
 
 def choose() -> str:
