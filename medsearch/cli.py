@@ -178,21 +178,27 @@ def _duration(seconds: float) -> str:
 
 def _search(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
+    from medsearch.relevance import abstains
 
     collection = Collection.open(args.collection, args.home)
     hits = collection.search(args.query, args.k, args.retriever, args.model)
+    judged = collection.judged(args.query, hits)
     if args.json:
-        rows = [{**vars(h), "title": collection.chunks[h.chunk_id].title, "text": collection.chunks[h.chunk_id].text}
-                for h in hits]
+        rows = [{**vars(j.hit), "relevance": j.level, "cosine": round(j.cosine, 4),
+                 "title": collection.chunks[j.hit.chunk_id].title, "text": collection.chunks[j.hit.chunk_id].text}
+                for j in judged]
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     if args.retriever == "auto":
         plan = collection.retriever("auto", args.model).plan(args.query)
         print(f"pipeline: {plan.label()} ({plan.reason})")
-    for hit in hits:
+    if hits and abstains(judged):
+        print("nothing relevant: every result is of low relevance")
+    for hit, level in ((j.hit, j.level) for j in judged):
         chunk = collection.chunks[hit.chunk_id]
         source = collection.documents[hit.doc_id].source
-        print(f"{hit.rank:>3}. [{hit.score:.4f}] {chunk.title or hit.doc_id}  ({hit.doc_id}; {source})")
+        relevance = f" {level} relevance" if level else ""
+        print(f"{hit.rank:>3}. [{hit.score:.4f}{relevance}] {chunk.title or hit.doc_id}  ({hit.doc_id}; {source})")
         snippet = " ".join(chunk.text.split())
         print("     " + (snippet[:200] + " …" if len(snippet) > 200 else snippet))
     if not hits:

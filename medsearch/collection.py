@@ -29,6 +29,7 @@ from medsearch.locks import writing
 from medsearch.pipeline import DEPTH, Pipeline
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
+from medsearch.relevance import Judged, RelevanceJudge, calibration_of
 from medsearch.retrieval import Retriever, best_per_document, by_document, search_many
 from medsearch.searching import Retrievers
 from medsearch.store import drop_store
@@ -248,6 +249,21 @@ class Collection:
         """Top-k documents for a query, each as its hits (best chunk first, then its other chunks among the
         top DEPTH), so a reader sees every document once."""
         return by_document(self.search(query, max(DEPTH, 3 * k), retriever, model, filters), k)
+
+    @cached_property
+    def judge(self) -> RelevanceJudge | None:
+        """Levels hits high / medium / low with the default model (`medsearch.relevance`); None without one."""
+        model = self.default_model
+        if not model:
+            return None
+        return RelevanceJudge(self.retriever("dense", model), calibration_of(self.manifest["dense"].get(model), model))
+
+    def judged(self, query: str, hits: Sequence[Hit]) -> list[Judged]:
+        """The hits with their cosine to the query and relevance level (levels None without a judge)."""
+        judge = self.judge
+        if judge is None:
+            return [Judged(h, 0.0, None) for h in hits]
+        return self._loaded(lambda: judge.judge(query, hits))
 
     def facets(self, max_values: int = 40) -> dict[str, list[str]]:
         """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values

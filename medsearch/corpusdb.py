@@ -102,6 +102,14 @@ class CorpusDB:
             f"WHERE row IN ({','.join('?' * len(rows))})", [int(r) for r in rows]))
         return [found[int(r)] for r in rows]
 
+    def rows_of(self, chunk_ids: Sequence[str], gen: int) -> list[int]:
+        """The rows of these chunks as generation `gen` sees them, in their order."""
+        names = [f":c{i}" for i in range(len(chunk_ids))]
+        found = dict(self.connect().execute(
+            f"SELECT id, row FROM chunks WHERE id IN ({','.join(names)}) AND {_SEEN}",
+            {"gen": gen, **{name[1:]: c for name, c in zip(names, chunk_ids)}}))
+        return [found[c] for c in chunk_ids]
+
     def rows(self, gen: int, added_after: int = 0) -> np.ndarray:
         """Chunk rows seen at `gen` (added after generation `added_after`), in order."""
         found = self.connect().execute(f"SELECT row FROM chunks WHERE {_SEEN} AND added > :after ORDER BY row",
@@ -291,3 +299,9 @@ class ChunkTable:
 
     def matching(self, where: Filter) -> np.ndarray:
         return self.db.matching(where, self.gen)
+
+    def rows_of(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.db.rows_of(chunk_ids, self.gen), dtype=np.int64)
+
+    def texts(self, rows: np.ndarray) -> list[str]:
+        return self.db.texts(rows)

@@ -38,6 +38,7 @@ class Passage:
     title: str
     source: str
     text: str
+    level: str | None = None  # relevance to the question (`medsearch.relevance`): high, medium, low
 
 
 @dataclass
@@ -49,12 +50,13 @@ class Answer:
     extractive: bool = True
 
 
-def passages_from_hits(collection: Collection, hits: Sequence[Hit]) -> list[Passage]:
-    """Number the hits' chunks [1]..[n] with their document's title and source (`Document.cited`)."""
+def passages_from_hits(collection: Collection, hits: Sequence[Hit], levels: Sequence[str | None] = ()) -> list[Passage]:
+    """Number the hits' chunks [1]..[n] with their document's title and source (`Document.cited`) and, when
+    given, their relevance levels."""
     passages = []
-    for n, hit in enumerate(hits, 1):
+    for n, (hit, level) in enumerate(zip(hits, list(levels) or [None] * len(hits)), 1):
         chunk, doc = collection.chunks[hit.chunk_id], collection.documents[hit.doc_id]
-        passages.append(Passage(n, doc.id, chunk.title or doc.title, doc.cited, chunk.text))
+        passages.append(Passage(n, doc.id, chunk.title or doc.title, doc.cited, chunk.text, level))
     return passages
 
 

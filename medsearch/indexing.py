@@ -32,6 +32,7 @@ from medsearch.i18n import REASONS
 from medsearch.layout import encode_cache, encode_caches, model_folder, write_manifest
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, Pipeline, from_coverage, tune
+from medsearch.relevance import calibrate_on
 from medsearch.records import Document, Hit, MedSearchError
 from medsearch.retrieval import best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TermCounts, TfidfRetriever
@@ -259,7 +260,21 @@ def update_dense(folder: Path, db: CorpusDB, info: dict, spec: str, old: int, ge
                    "count": db.count("chunks", gen), "vectors": len(file)}, store
 
 
-# --- tuning `auto` -------------------------------------------------------------------------------------
+# --- tuning `auto` and relevance levels -----------------------------------------------------------------
+def tuned(spec: str, dense: DenseRetriever, bm25: BM25Retriever, mix: dict[str, float], eval_set,
+          progress: Progress) -> dict:
+    """What a model's manifest entry learns from the judged queries: its `auto` pipeline, and its relevance
+    calibration when there are enough judged queries (`medsearch.relevance`)."""
+    found = {"auto": tune_auto(spec, dense, bm25, mix, eval_set, progress)}
+    if eval_set:
+        progress("calibrate relevance", 0, 1)
+        calibration = calibrate_on(dense, eval_set)
+        progress("calibrate relevance", 1, 1)
+        if calibration:
+            found["relevance"] = calibration.to_dict()
+    return found
+
+
 def tune_auto(spec: str, dense: DenseRetriever, bm25: BM25Retriever, mix: dict[str, float], eval_set,
               progress: Progress) -> dict:
     """The auto pipeline for a model: tuned on dev queries when there are at least 5, else from coverage."""
@@ -310,7 +325,7 @@ def build(folder: Path, name: str, documents: Iterable[Document], options, eval_
         dense = {spec: build_dense(folder, db, spec, 1, options, name, encode_cache(folder.parent, name, spec),
                                    progress, reuse(spec) if reuse else None) for spec in options.models}
         for spec, info in dense.items():
-            info["auto"] = tune_auto(spec, _dense(folder, db, 1, spec, info), bm25, mix, eval_set, progress)
+            info |= tuned(spec, _dense(folder, db, 1, spec, info), bm25, mix, eval_set, progress)
         write_manifest(folder, {
             "name": name, "format": FORMAT, "generation": 1, "build": uuid.uuid4().hex,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": {"documents": docs, "chunks": chunks},
@@ -385,7 +400,7 @@ def _apply(folder: Path, db: CorpusDB, manifest: dict, gen: int, add: Sequence[D
         dense[spec] = build_dense(folder, db, spec, gen, built, name, encode_cache(folder.parent, name, spec), progress)
         if bm25 is None:
             bm25 = _bm25(folder, db, gen, sparse)
-        dense[spec]["auto"] = tune_auto(spec, _dense(folder, db, gen, spec, dense[spec]), bm25, mix, eval_set, progress)
+        dense[spec] |= tuned(spec, _dense(folder, db, gen, spec, dense[spec]), bm25, mix, eval_set, progress)
     updated = manifest | {
         "generation": gen, "build": uuid.uuid4().hex, "changed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "counts": counts, "sparse": sparse, "dense": dense, "metadata_columns": db.metadata_columns(gen),

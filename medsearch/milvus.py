@@ -267,6 +267,14 @@ class MilvusStore:
                 scores[i, :n], found[i, :n] = hits.distances[:n], hits.ids[:n]
         return scores, found
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these rows, in their order."""
+        ids = [int(r) for r in rows]
+        with _milvus_errors(self.uri, f"read vectors of {self.name}"):
+            found = {r[ROW]: r[VECTOR] for r in self._client.get(self.name, ids=ids, output_fields=[VECTOR],
+                                                                timeout=TIMEOUT)}
+        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), self.dim)
+
     def _search(self, queries: np.ndarray, k: int, expression: str) -> list:
         with _milvus_errors(self.uri, f"search {self.name}"):
             return self._client.search(

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 
 from medsearch.collection import Collection
 from medsearch.generators import ExtractiveGenerator, Generator, make_generator
-from medsearch.grounding import Passage, parse_citations, passages_from_hits
+from medsearch.grounding import NOT_FOUND, Passage, answer_lang, parse_citations, passages_from_hits
 from medsearch.limits import checked_query
 from medsearch.records import MedSearchError
+from medsearch.relevance import abstains
 from medsearch.store import Store
 
 
@@ -47,12 +48,15 @@ class GroundedAnswer:
     retrieval_ms: float
     generation_ms: float
     error: str = ""
+    abstained: bool = False
     log_id: int | None = field(default=None, compare=False)
 
 
 class Asking:
     """One question put to a collection: passages are retrieved at once, the answer streams from `pieces()`.
 
+    When every retrieved passage is of low relevance (`relevance.abstains`), the answer is "not found in
+    the sources" in the question's language and the generator is not called (`abstained`).
     A question longer than `limits.MAX_QUERY_CHARS` is refused (`QueryTooLong`) before any retrieval."""
 
     def __init__(self, collection: Collection, question: str, generator: Generator, k: int = 5,
@@ -63,15 +67,18 @@ class Asking:
         self.store, self.user = store or Store.of(collection.name, collection.folder.parent), user
         start = time.perf_counter()
         hits = collection.search_documents([self.question], k, "auto")[0]
+        judged = collection.judged(self.question, hits)
         self.retrieval_ms = (time.perf_counter() - start) * 1000
-        self.passages = passages_from_hits(collection, hits)
+        self.passages = passages_from_hits(collection, hits, [j.level for j in judged])
+        self.abstained = abstains(judged)
         self.text, self.error, self.generation_ms = "", "", 0.0
 
     def pieces(self) -> Iterator[str]:
         """The answer as it is generated; a generator failure is recorded, then raised."""
         start = time.perf_counter()
         try:
-            for piece in self.generator.respond(self.question, self.passages):
+            said = [NOT_FOUND[answer_lang(self.question)]] if self.abstained else None
+            for piece in said or self.generator.respond(self.question, self.passages):
                 self.text += piece
                 yield piece
         except MedSearchError as exc:
@@ -86,7 +93,7 @@ class Asking:
         valid = [n for n in cited if 1 <= n <= len(self.passages)]
         answer = GroundedAnswer(self.question, self.text, self.passages, valid, [n for n in cited if n not in valid],
                                 self.generator.name, self.generator.extractive, self.retrieval_ms,
-                                self.generation_ms, self.error)
+                                self.generation_ms, self.error, self.abstained)
         answer.log_id = self.store.log_answer(
             answer.question, answer.text, answer.generator, answer.extractive, answer.citations,
             [asdict(p) for p in answer.passages], answer.retrieval_ms, answer.generation_ms, answer.error, self.user)

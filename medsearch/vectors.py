@@ -179,6 +179,10 @@ class FaissStore:
             return self
         return FaissStore.build(self.folder, self.described["asked"], self.resolve, self.described["dim"], live)
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these rows, in their order."""
+        return self.file.read(np.asarray(rows, dtype=np.int64))
+
     def save(self, tag: str) -> dict:
         """Write the index (and deleted rows) under names ending in `tag`; returns the description to keep."""
         self.described |= {"file": f"index-{tag}.faiss", "vectors": len(self.file),

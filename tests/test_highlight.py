@@ -13,3 +13,9 @@ def test_single_characters_and_stop_words_are_not_marked():
     assert "<mark>孕妇</mark>" in html and "<mark>vitamin</mark>" in html
     assert "<mark>药</mark>" not in html and "<mark>C</mark>" not in html and "<mark>The</mark>" not in html
     assert html.count("<mark>") == 2
+
+
+def test_question_words_are_not_marked():
+    html = highlight("Do not drive to hospital yourself: a stroke needs an ambulance. 孕妇应该怎么用药？",
+                     "How do I recognize a stroke? 孕妇应该怎么办")
+    assert html.count("<mark>") == 2 and "<mark>stroke</mark>" in html and "<mark>孕妇</mark>" in html

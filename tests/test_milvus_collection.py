@@ -41,6 +41,15 @@ def test_faiss_and_milvus_return_the_same_top_10_with_and_without_filters(pair):
                 assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
 
 
+def test_relevance_levels_read_the_same_vectors_from_milvus(pair):
+    faiss, milvus = pair
+    for query in QUERIES:
+        hits = faiss.search(query, 10, "bm25")
+        a, b = faiss.judged(query, hits), milvus.judged(query, hits)
+        assert np.allclose([j.cosine for j in a], [j.cosine for j in b], atol=1e-4)
+        assert [j.level for j in a] == [j.level for j in b] and a[0].level is not None
+
+
 def test_a_rare_filter_value_gets_k_hits_from_milvus(pair):
     _, milvus = pair
     matching = {c.id for c in milvus.chunks.values() if c.metadata["department"] in ("nephrology", "psychiatry")}

@@ -38,6 +38,10 @@ TEXTS = Texts({
     "unknown": ("The answer cites passages that do not exist: {numbers}. Treat those claims as unsupported.",
                 "回答引用了不存在的段落：{numbers}。这些说法没有依据。"),
     "uncited": ("The answer cites no passage: treat it as unsupported.", "回答没有引用任何段落：视为没有依据。"),
+    "abstained": ("No passage in this collection answers this question: every passage retrieved is of low "
+                  "relevance, so no answer was made from them.",
+                  "本文档集中没有能回答这个问题的段落：检索到的段落相关度都很低，因此没有据此生成回答。"),
+    "closest": ("The closest passages (low relevance)", "最接近的段落（相关度低）"),
     "timing": ("Retrieval {r:.0f} ms · generation {g:.0f} ms · {name}", "检索 {r:.0f} 毫秒 · 生成 {g:.0f} 毫秒 · {name}"),
     "passages": ("Passages", "段落"),
     "cited": ("cited", "已引用"),
@@ -117,17 +121,28 @@ def show(answer, store: Store) -> None:
     if answer.error and not answer.text:
         return
     st.subheader(t("answering", question=answer.question))  # so an old answer never passes for the new question
-    st.caption(t("label_extractive") if answer.extractive else t("label_model", name=answer.generator))
+    if not answer.abstained:
+        st.caption(t("label_extractive") if answer.extractive else t("label_model", name=answer.generator))
     with st.container(border=True):
         st.markdown(answer_markdown(answer.text))
-    if answer.unknown_citations:
+    if answer.abstained:
+        st.info(t("abstained"))
+    elif answer.unknown_citations:
         st.warning(t("unknown", numbers=", ".join(f"[{n}]" for n in answer.unknown_citations)))
     elif not answer.citations:
         st.warning(t("uncited"))
     st.caption(t("timing", r=answer.retrieval_ms, g=answer.generation_ms, name=answer.generator))
     key = f"rating-{answer.log_id}"
     st.feedback("thumbs", key=key, on_change=guarded(rate), args=(store, answer.log_id, key))
-    st.subheader(t("passages"))
+    if answer.abstained:
+        with st.expander(t("closest")):
+            show_passages(answer, store)
+    else:
+        st.subheader(t("passages"))
+        show_passages(answer, store)
+
+
+def show_passages(answer, store: Store) -> None:
     for passage in answer.passages:
         box = passage_card(passage, cited=True, note=f" · {t('cited')}" if passage.n in answer.citations else "")
         box.button(t("wrong"), key=f"wrong-{answer.log_id}-{passage.n}", on_click=guarded(mark_wrong),

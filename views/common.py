@@ -32,6 +32,8 @@ TEXTS = Texts({
     "first_start": ("Building the demo collection (first start only)…", "正在构建演示文档集（仅首次启动）…"),
     "choose": ("Choose", "请选择"),
     "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
+    "level_high": ("High relevance", "高度相关"), "level_medium": ("Medium relevance", "中度相关"),
+    "level_low": ("Low relevance", "相关度低"),
     "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
     "busy": ("Collection '{name}' is busy: someone started to {action} it at {since}. Nothing was changed; try again "
              "when that is done.", "文档集“{name}”正忙：有人在 {since} 开始{action}。未做任何改动，请稍后再试。"),
@@ -64,6 +66,7 @@ TEXTS = Texts({
     "stage_tokenize": ("Chunking and tokenizing", "分块与分词"), "stage_encode": ("Encoding with {model}", "用 {model} 编码"),
     "stage_index bm25": ("BM25 and TF-IDF indexes", "BM25 与 TF-IDF 索引"),
     "stage_index vectors": ("Vector index", "向量索引"), "stage_tune auto": ("Tuning auto on the dev queries", "用开发集查询调优自动检索"),
+    "stage_calibrate relevance": ("Calibrating relevance levels on the judged queries", "用已标注查询校准相关度等级"),
     "seconds": ("~{n:.0f} s", "约 {n:.0f} 秒"), "minutes": ("~{n:.0f} min", "约 {n:.0f} 分钟"),
     "hours": ("~{n:.1f} h", "约 {n:.1f} 小时"),
 })
@@ -169,15 +172,21 @@ def choose() -> str:
     return TEXTS("choose", lang())
 
 
+def relevance_badge(level: str | None) -> str:
+    """A coloured badge (Markdown) naming a relevance level (`medsearch.relevance`); '' for none."""
+    colour = {"high": "green", "medium": "orange", "low": "gray"}.get(level or "")
+    return f" :{colour}-badge[{texts(TEXTS)(f'level_{level}')}]" if colour else ""
+
+
 def passage_card(passage: Passage, marks: tuple[str, ...] = (), cited: bool = False, note: str = ""):
     """A numbered passage ([n] when an answer cites it, with an anchor its [n] links to), its title,
-    source, marks and plain text; returns the bordered container so a page can add buttons to it."""
+    relevance, source, marks and plain text; returns the bordered container so a page can add buttons to it."""
     if cited:
         st.html(f'<span id="passage-{passage.n}"></span>')
     number = inert(f"[{passage.n}]" if cited else f"{passage.n}.")
     box = st.container(border=True)
     with box:
-        st.markdown(f"**{number} {inert(passage.title or passage.doc_id)}**{note}")
+        st.markdown(f"**{number} {inert(passage.title or passage.doc_id)}**{relevance_badge(passage.level)}{note}")
         st.caption(texts(TEXTS)("source", source=passage.source or "-", doc_id=passage.doc_id))
         if marks:
             st.caption(" · ".join(marks))

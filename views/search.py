@@ -10,8 +10,9 @@ from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.records import MedSearchError
+from medsearch.relevance import best_level
 from medsearch.limits import MAX_QUERY_CHARS
-from views.common import choose, failure, lang, model_label, pick_collection, texts
+from views.common import choose, failure, lang, model_label, pick_collection, relevance_badge, texts
 
 TEXTS = Texts({
     "title": ("Search medical text", "医学文本检索"),
@@ -34,7 +35,16 @@ TEXTS = Texts({
                 "没有匹配的段落。换个说法、换一种检索方式或减少筛选条件试试。"),
     "pipeline": ("Pipeline: **{label}** — {reason}", "检索流程：**{label}** — {reason}"),
     "model": ("Dense model: **{model}** — {reason}", "稠密模型：**{model}** — {reason}"),
-    "score": ("score", "得分"),
+    "poor": ("Nothing in this collection matches this query well: every result is of low relevance. Try other "
+             "words, or check that the collection covers the topic.",
+             "本文档集中没有与此查询相符的内容：所有结果的相关度都很低。请换个说法，或确认文档集涵盖这一主题。"),
+    "closest": ("Show the closest results anyway", "仍然显示最接近的结果"),
+    "levels_judged": ("Relevance levels compare the meaning of the query and of each passage ({model}), with "
+                      "thresholds learned from {n} judged queries of this collection.",
+                      "相关度等级比较查询与每个段落的含义（{model}），阈值由本文档集的 {n} 条已标注查询学得。"),
+    "levels_demo": ("Relevance levels compare the meaning of the query and of each passage ({model}), with "
+                    "thresholds measured on the demo collection's judged queries.",
+                    "相关度等级比较查询与每个段落的含义（{model}），阈值取自演示文档集已标注查询的测量结果。"),
     "open": ("Open the whole document", "打开全文"),
     "more": ("+{n} more passages from this document", "本文档另有 {n} 段相关内容"),
     "why": ("Why these results", "为什么是这些结果"),
@@ -73,12 +83,18 @@ def example_buttons() -> None:
                           width="stretch")
 
 
-def result_card(collection, hits: list, query: str) -> None:
-    """One document: its best passage, its other matching passages folded away, and a link to all of it."""
+def card_levels(collection, query: str, found: list[list]) -> list[str | None]:
+    """Each document's relevance: the best level among its passages on the page."""
+    judged = iter(collection.judged(query, [hit for hits in found for hit in hits]))
+    return [best_level([next(judged) for _ in hits]) for hits in found]
+
+
+def result_card(collection, hits: list, query: str, level: str | None) -> None:
+    """One document: its best passage and relevance, its other matching passages folded away, and a link to all of it."""
     hit, doc = hits[0], collection.documents[hits[0].doc_id]
     chunk = collection.chunks[hit.chunk_id]
     with st.container(border=True):
-        st.markdown(f"**{hit.rank}. {inert(chunk.title or doc.title or doc.id)}** · {t('score')} {hit.score:.3f}")
+        st.markdown(f"**{hit.rank}. {inert(chunk.title or doc.title or doc.id)}**{relevance_badge(level)}")
         meta = [str(doc.metadata[k]) for k in ("department", "topic", "year") if k in doc.metadata]
         st.caption(inert(" · ".join([doc.cited or doc.id] + meta)))
         st.markdown(highlight(chunk.text, query, collection.tokenizer), unsafe_allow_html=True)
@@ -127,6 +143,7 @@ with left:
     try:
         start = time.perf_counter()
         found = collection.search_by_document(query, k, kind, model, filters=chosen)
+        levels = card_levels(collection, query, found)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
         st.error(t.plain("error", error=failure(exc)))
@@ -138,8 +155,18 @@ with left:
             st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
         if model in (None, collection.default_model):
             st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
+        calibration = collection.judge.calibration if collection.judge else None
+        if calibration:
+            st.caption(t(f"levels_{calibration.source}", model=model_label(collection.default_model),
+                         n=calibration.queries))
     if not found:
         st.info(t("nothing"))
-    for hits in found:
-        result_card(collection, hits, query)
+    elif all(level == "low" for level in levels):
+        st.warning(t("poor"))
+        with st.expander(t("closest")):
+            for hits, level in zip(found, levels):
+                result_card(collection, hits, query, level)
+    else:
+        for hits, level in zip(found, levels):
+            result_card(collection, hits, query, level)
     example_buttons()

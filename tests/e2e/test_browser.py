@@ -279,6 +279,58 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
         assert (SHOTS / f"{name}-{lang}.png").stat().st_size > 20_000
 
 
+TRUST = {
+    "en": {"question": "Question", "nonsense": "What is the dose of xqzvimab for flurb syndrome?",
+           "not_found": "The sources do not cover this question.", "real": "How do I recognize a stroke?",
+           "answer_to": "Answer to: ", "poor": "Nothing in this collection matches this query well",
+           "box": "Question or keywords", "good": "relevance", "search": "Search"},
+    "zh": {"question": "问题", "nonsense": "克兹维单抗治疗弗勒布综合征用多大剂量？",
+           "not_found": "所给资料中没有找到这个问题的答案。", "real": "血压升高应该怎么办？",
+           "answer_to": "回答的问题：", "poor": "本文档集中没有与此查询相符的内容", "box": "问题或关键词",
+           "good": "相关", "search": "检索"},
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_answers_say_not_found_and_search_marks_poor_matches(server, browser, lang):
+    """Issue 13, item 1 and 2: the invented drug is answered "not found" (Enter submits), a real question right
+    after it (one click) is answered with citations under its own heading, and Search says when nothing matches."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    w, sidebar = TRUST[lang], '//*[@data-testid="stSidebar"]'
+    page = Page(browser, lang, server, f"trust-{lang}")
+    browser.get(f"{server.url}/answers?lang={lang}")
+    box = page.xpath(f'//input[@aria-label="{w["question"]}"]')
+    box.send_keys(w["nonsense"], Keys.ENTER)
+    page.text_appears(w["not_found"])
+    assert not browser.find_elements(By.XPATH, '//a[starts-with(@href, "#passage-")]')  # nothing cited
+    page.shot("answers-not-found")
+
+    box = page.xpath(f'//input[@aria-label="{w["question"]}"]')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(w["real"])
+    page.xpath('//*[@data-testid="stFormSubmitButton"]//button').click()  # one click, text not yet committed
+    page.text_appears(w["answer_to"] + w["real"])
+    page.xpath('//a[starts-with(@href, "#passage-")]')
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert w["not_found"] not in body and w["nonsense"] not in body  # the old answer is gone
+    page.shot("answers-cited")
+
+    page.click_text(w["search"], sidebar)
+    box = page.xpath(f'//input[@aria-label="{w["box"]}"]')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("xqzv flurb glorp 12345", Keys.ENTER)
+    page.text_appears(w["poor"])
+    page.shot("search-poor-match")
+    box = page.xpath(f'//input[@aria-label="{w["box"]}"]')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(w["real"], Keys.ENTER)
+    page.until(lambda d: w["poor"] not in d.find_element(By.TAG_NAME, "body").text)
+    page.text_appears(w["good"])
+    page.shot("search-relevance")
+
+
 def test_annotate_mine_train_compare(server, browser, restore_demo):
     """Issue flow in English: label a candidate, mine triplets, train a static model, use it, compare with it."""
     from selenium.webdriver.common.keys import Keys
