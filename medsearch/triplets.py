@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from medsearch.collection import Collection
+from medsearch.compare import judged
 from medsearch.ingest.common import fail
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
@@ -197,12 +198,31 @@ def near_positives(collection: Collection, shown: Sequence[Candidate], positives
             and any(overlap(set(collection.tokenizer(c.text)), p) >= max_overlap for p in marked)}
 
 
-def suggested_negatives(shown: Sequence[Candidate], labels: dict[str, str], n: int = 3) -> list[str]:
-    """Once a query has a positive: the best-ranked unlabeled candidates, the hard negatives to check first."""
+def judged_relevant(collection: Collection, query: str) -> set[str]:
+    """Documents the collection's judgements (qrels) grade relevant (> 0) for this exact query text."""
+    return {d for d, grade in judged(collection, query).items() if grade > 0}
+
+
+def suggested_negatives(collection: Collection, query: str, shown: Sequence[Candidate], labels: dict[str, str],
+                        n: int = 3, max_overlap: float = 0.5) -> list[str]:
+    """Once a query has a positive: the best-ranked unlabeled candidates, the hard negatives to check first.
+
+    Never one the collection's judgements grade relevant for the query, nor one that shares `max_overlap` of its
+    words with a positive (marked by an annotator or judged relevant): those are likely false negatives."""
     if "positive" not in labels.values():
         return []
-    open_ = [c for c in shown if c.doc_id not in labels]
+    relevant = judged_relevant(collection, query)
+    positives = {d for d, value in labels.items() if value == "positive"} | relevant
+    unsafe = relevant | near_positives(collection, shown, positives, max_overlap)
+    open_ = [c for c in shown if c.doc_id not in labels and c.doc_id not in unsafe]
     return [c.doc_id for c in sorted(open_, key=lambda c: min(c.ranks.values()))[:n]]
+
+
+def next_candidate(shown: Sequence[Candidate], labels: dict[str, str], after: str | None = None) -> str | None:
+    """The first unlabeled candidate after `after` (wrapping round; from the start without `after`), else None."""
+    ids = [c.doc_id for c in shown]
+    start = ids.index(after) + 1 if after in ids else 0
+    return next((d for d in ids[start:] + ids[:start] if d not in labels), None)
 
 
 def read_queries(data: bytes, name: str) -> list[str]:

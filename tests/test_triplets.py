@@ -5,10 +5,11 @@ import json
 import pytest
 
 from medsearch.collection import BuildOptions, Collection
+from medsearch.compare import judged
 from medsearch.records import Document, MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
-                                read_queries, read_triplets, suggested_negatives, write_triplets)
+                                next_candidate, read_queries, read_triplets, suggested_negatives, write_triplets)
 
 SEED = [{"query": "孕妇能吃头孢吗？", "positive": "头孢菌素在妊娠期相对安全。", "negative": "喹诺酮类孕妇禁用。"},
         {"query": "What is gout?", "positive": "Gout is arthritis caused by urate crystals.", "negative": None}]
@@ -76,15 +77,56 @@ def test_annotation_helpers_and_labels(demo_home, tmp_path):
     assert len(shown) > 5 and all(c.ranks for c in shown)
     store = Store(tmp_path / "s.sqlite")
     query, first = "孕妇能吃头孢吗？", shown[0]
-    assert suggested_negatives(shown, store.labels_for(query)) == []
+    assert suggested_negatives(demo, query, shown, store.labels_for(query)) == []
     store.label(query, first.doc_id, first.text, "positive", "ann")
     store.label(query, shown[1].doc_id, shown[1].text, "negative", "bob")
     store.label(query, shown[2].doc_id, shown[2].text, "skip", "bob")
     labels = store.labels_for(query)
-    assert len(suggested_negatives(shown, labels)) == 3 and not set(suggested_negatives(shown, labels)) & set(labels)
+    suggested = suggested_negatives(demo, query, shown, labels)
+    assert suggested and not set(suggested) & set(labels)
     assert store.annotator_totals() == {"bob": 2, "ann": 1}
     assert store.triplets_from_labels() == [{"query": query, "positive": first.text, "negative": shown[1].text,
                                              "positive_id": first.doc_id, "negative_id": shown[1].doc_id}]
     assert store.undo_label("bob")["label"] == "skip" and store.annotator_totals()["bob"] == 1
     twin = near_positives(demo, [first, *shown[1:]], [first.doc_id], max_overlap=0.0)
     assert first.doc_id not in twin and twin
+
+
+@pytest.mark.parametrize("query", ["孕妇能吃头孢吗？", "How do I recognize a stroke?", "HbA1c", "What is gout?"])
+def test_suggested_hard_negatives_are_never_judged_relevant_nor_near_a_positive(demo_home, query):
+    """Issue 13: a judged-relevant passage was offered as a hard negative. With one relevant document marked
+    positive, the best-ranked unlabeled candidates used to include the others; now none is judged relevant and none
+    shares half its words with a positive."""
+    demo = Collection.open("demo", demo_home)
+    shown = candidates(demo, query)
+    relevant = {d for d, g in judged(demo, query).items() if g > 0}
+    first = next(c.doc_id for c in shown if c.doc_id in relevant)
+    labels = {first: "positive"}
+    by_rank = sorted((c for c in shown if c.doc_id != first), key=lambda c: min(c.ranks.values()))
+    assert {c.doc_id for c in by_rank[:3]} & relevant  # what the old rule (best-ranked unlabeled) suggested
+    suggested = suggested_negatives(demo, query, shown, labels)
+    assert suggested and not set(suggested) & relevant
+    assert not set(suggested) & near_positives(demo, shown, relevant | {first})
+    assert suggested == [c.doc_id for c in by_rank if c.doc_id in suggested]  # still the best-ranked first
+
+
+def test_no_suggestion_close_to_a_marked_positive(tmp_path):
+    docs = [Document("a", "Metformin is the first-line drug for type 2 diabetes and is taken with meals."),
+            Document("b", "Metformin is the first line drug for type 2 diabetes, taken with meals."),
+            Document("c", "Insulin is needed in type 1 diabetes because the pancreas makes none."),
+            Document("d", "Gout attacks are treated with colchicine or NSAIDs.")]
+    collection = Collection.create("near", docs, BuildOptions(models=[]), home=tmp_path)
+    shown = candidates(collection, "metformin type 2 diabetes first-line drug")
+    assert {c.doc_id for c in shown} >= {"a", "b", "c"}
+    suggested = suggested_negatives(collection, "metformin type 2 diabetes first-line drug", shown, {"a": "positive"})
+    assert "b" not in suggested and "c" in suggested  # b says what the positive says
+    assert near_positives(collection, shown, ["a"]) == {"b"}
+
+
+def test_next_candidate_wraps_and_skips_labeled(demo_home):
+    shown = candidates(Collection.open("demo", demo_home), "What is gout?")
+    ids = [c.doc_id for c in shown]
+    assert next_candidate(shown, {}) == ids[0]
+    assert next_candidate(shown, {ids[1]: "skip"}, after=ids[0]) == ids[2]
+    assert next_candidate(shown, {ids[0]: "positive"}, after=ids[-1]) == ids[1]  # wraps round
+    assert next_candidate(shown, dict.fromkeys(ids, "negative"), after=ids[0]) is None

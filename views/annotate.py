@@ -9,7 +9,7 @@ from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
-                                read_queries, read_triplets, suggested_negatives, write_triplets)
+                                next_candidate, read_queries, read_triplets, suggested_negatives, write_triplets)
 from views.common import failure, guarded, pick_collection, progress_bar, require, signin_configured, texts
 
 TEXTS = Texts({
@@ -26,11 +26,20 @@ TEXTS = Texts({
     "list_done": ("Every query of the list has labels.", "列表中的查询都已标注。"),
     "list_progress": ("Query list: {done} of {total} queries labeled", "查询列表：已标注 {done} / {total} 条"),
     "progress": ("This query: {done} of {total} candidates labeled", "本查询：已标注 {done} / {total} 个候选"),
+    "position": ("Candidate {n} of {total}", "第 {n} / {total} 个候选"),
     "positive": ("✓ Positive", "✓ 正例"), "negative": ("✗ Negative", "✗ 负例"), "skip": ("Skip", "跳过"),
+    "previous": ("← Previous", "← 上一个"), "forward": ("Next →", "下一个 →"),
     "undo": ("Undo my last label", "撤销我的上一条标注"),
-    "undone": ("Removed: {label} for {doc}.", "已撤销：{doc} 的“{label}”。"),
+    "keys": ("Keys: 1 positive · 2 negative · 3 skip · N next · P previous · U undo · Q next query of an uploaded "
+             "list. A label moves on to the next unlabeled candidate.",
+             "快捷键：1 正例 · 2 负例 · 3 跳过 · N 下一个 · P 上一个 · U 撤销 · Q 上传列表中的下一条查询。"
+             "标注后自动跳到下一个未标注的候选。"),
+    "saved": ("Saved: {label} for “{title}”.", "已保存：“{title}”标为“{label}”。"),
+    "undone": ("Removed: {label} for “{title}”.", "已撤销：“{title}”的“{label}”。"),
     "nothing_to_undo": ("Nothing to undo.", "没有可撤销的标注。"),
-    "labeled": ("labeled: {label}", "已标注：{label}"),
+    "labeled": ("labeled: {label}", "已标注：{label}"), "unlabeled": ("not labeled yet", "尚未标注"),
+    "all_done": ("Every candidate of this query is labeled.", "本查询的候选已全部标注。"),
+    "no_candidates": ("No candidates for this query.", "此查询没有候选。"),
     "near": ("Looks like a passage already marked positive: check before marking it negative.",
              "与已标为正例的段落很相似：标为负例前请仔细核对。"),
     "suggested": ("Suggested hard negative: ranked high, not marked positive", "建议的难负例：排名靠前但未标为正例"),
@@ -85,35 +94,86 @@ def query_list(store: Store) -> None:
     todo = [q for q in queries if q not in done]
     st.caption(t("list_progress", done=len(queries) - len(todo), total=len(queries)))
     if todo:
-        st.button(t("next"), on_click=set_query, args=(todo[0],))
+        st.button(t("next"), on_click=set_query, args=(todo[0],), shortcut="q")
     else:
         st.success(t("list_done"))
 
 
-def label(store: Store, query: str, candidate, value: str, annotator: str) -> None:
+CARD_HEIGHT = 400  # px: every candidate's card is this tall (a longer passage scrolls inside), so nothing moves
+KEYS = {"positive": "1", "negative": "2", "skip": "3", "previous": "p", "forward": "n", "undo": "u"}
+BADGE = {"positive": "green", "negative": "red", "skip": "gray"}
+
+
+def pool(collection, query: str) -> list:
+    """The query's pooled candidates, searched once per session, collection build and query (every key press
+    reruns the page, and must not search again)."""
+    key = (collection.name, collection.build_id, query)
+    saved = st.session_state.get("annotate_pool")
+    if not saved or saved[0] != key:
+        saved = st.session_state.annotate_pool = (key, candidates(collection, query))
+    return saved[1]
+
+
+def focus(query: str, doc_id: str | None) -> None:
+    st.session_state.setdefault("annotate_focus", {})[query] = doc_id
+
+
+def focused(query: str, shown, labels: dict[str, str]):
+    """The candidate in focus: the one chosen last for this query, else the first unlabeled one, else the first."""
+    ids = {c.doc_id: c for c in shown}
+    doc = st.session_state.get("annotate_focus", {}).get(query)
+    if doc not in ids:
+        doc = next_candidate(shown, labels) or shown[0].doc_id
+        focus(query, doc)
+    return ids[doc]
+
+
+def title_of(collection, doc_id: str) -> str:
+    doc = collection.documents.get(doc_id)
+    return (doc.title if doc else "") or doc_id
+
+
+def label(store: Store, query: str, candidate, value: str, annotator: str, shown) -> None:
+    """Save the label, then focus the next unlabeled candidate (auto-advance)."""
     store.label(query, candidate.doc_id, candidate.text, value, annotator)
+    focus(query, next_candidate(shown, store.labels_for(query), after=candidate.doc_id) or candidate.doc_id)
+    st.session_state.annotate_flash = t("saved", label=t(value), title=candidate.title or candidate.doc_id)
 
 
-def undo(store: Store, annotator: str) -> None:
+def move(query: str, shown, current: str, step: int) -> None:
+    ids = [c.doc_id for c in shown]
+    focus(query, ids[(ids.index(current) + step) % len(ids)])
+
+
+def undo(store: Store, annotator: str, collection, query: str, shown) -> None:
+    """Remove the annotator's last label, name its passage by title, and focus it again when it is on screen."""
     removed = store.undo_label(annotator)
-    st.session_state.annotate_flash = (t("undone", label=t(removed["label"]), doc=removed["doc_id"])
-                                       if removed else t("nothing_to_undo"))
+    if not removed:
+        st.session_state.annotate_flash = t("nothing_to_undo")
+        return
+    st.session_state.annotate_flash = t("undone", label=t(removed["label"]), title=title_of(collection, removed["doc_id"]))
+    if removed["query"] == query and removed["doc_id"] in {c.doc_id for c in shown}:
+        focus(query, removed["doc_id"])
 
 
-def candidate_card(store, collection, query, candidate, labels, flags, annotator) -> None:
-    near, suggested = flags
-    with st.container(border=True):
+def candidate_card(collection, candidate, labels, flags, position: tuple[int, int]) -> None:
+    """The focused candidate: always the same elements in the same places, in a card of fixed height."""
+    near, suggested, all_done = flags
+    with st.container(border=True, height=CARD_HEIGHT, key="annotate_card"):
+        chosen = labels.get(candidate.doc_id)
+        st.caption(t("position", n=position[0], total=position[1]))
         st.markdown(f"**{inert(candidate.title or candidate.doc_id)}**")
-        if candidate.doc_id in labels:
-            st.caption(t("labeled", label=t(labels[candidate.doc_id])))
+        st.badge(t("labeled", label=t(chosen)) if chosen else t("unlabeled"), color=BADGE.get(chosen, "blue"))
         if candidate.doc_id in near:
-            st.warning(t("near"))
+            hint = f":orange[⚠ {t('near')}]"
         elif candidate.doc_id in suggested:
-            st.caption(t("suggested"))
+            hint = f":blue[{t('suggested')}]"
+        elif all_done:
+            hint = f":green[{t('all_done')}]"
+        else:
+            hint = "&nbsp;"
+        st.caption(hint)
         st.text(candidate.text)
-        for column, value in zip(st.columns(3), ("positive", "negative", "skip")):
-            column.button(t(value), key=f"{value}-{candidate.doc_id}", on_click=guarded(label),
-                          args=(store, query, candidate, value, annotator), width="stretch")
 
 
 def labeling(store: Store, collection, annotator: str) -> None:
@@ -122,20 +182,35 @@ def labeling(store: Store, collection, annotator: str) -> None:
     if not query:
         return
     try:
-        shown = candidates(collection, query)
+        shown = pool(collection, query)
     except MedSearchError as exc:
         st.error(failure(exc))
         return
+    if not shown:
+        st.info(t("no_candidates"))
+        return
     labels = store.labels_for(query)
+    candidate = focused(query, shown, labels)
     positives = [d for d, v in labels.items() if v == "positive"]
-    flags = (near_positives(collection, shown, positives), suggested_negatives(shown, labels))
-    st.progress(sum(c.doc_id in labels for c in shown) / len(shown),
-                text=t("progress", done=sum(c.doc_id in labels for c in shown), total=len(shown)))
-    st.button(t("undo"), on_click=guarded(undo), args=(store, annotator))
-    if flash := st.session_state.pop("annotate_flash", None):
-        st.info(flash)
-    for candidate in shown:
-        candidate_card(store, collection, query, candidate, labels, flags, annotator)
+    done = sum(c.doc_id in labels for c in shown)
+    flags = (near_positives(collection, shown, positives), suggested_negatives(collection, query, shown, labels),
+             done == len(shown))
+    st.progress(done / len(shown), text=t("progress", done=done, total=len(shown)))
+    position = [c.doc_id for c in shown].index(candidate.doc_id) + 1
+    candidate_card(collection, candidate, labels, flags, (position, len(shown)))
+    chosen = labels.get(candidate.doc_id)
+    cells = st.columns([3, 3, 2, 2, 2, 3])
+    for cell, value in zip(cells, ("positive", "negative", "skip")):
+        cell.button(t(value), key=f"annotate-{value}", on_click=guarded(label), shortcut=KEYS[value], width="stretch",
+                    type="primary" if chosen == value else "secondary",
+                    args=(store, query, candidate, value, annotator, shown))
+    for cell, (name, step) in zip(cells[3:], (("previous", -1), ("forward", 1))):
+        cell.button(t(name), key=f"annotate-{name}", on_click=move, shortcut=KEYS[name], width="stretch",
+                    args=(query, shown, candidate.doc_id, step))
+    cells[5].button(t("undo"), key="annotate-undo", on_click=guarded(undo), shortcut=KEYS["undo"], width="stretch",
+                    args=(store, annotator, collection, query, shown))
+    st.caption(t("keys"))
+    st.caption(st.session_state.pop("annotate_flash", None) or "&nbsp;")
 
 
 def my_labels(store: Store, annotator: str) -> None:
