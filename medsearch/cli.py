@@ -35,6 +35,17 @@ class BarProgress:
             bar.close()
 
 
+def training_warning(card: dict) -> str:
+    """A fine-tuning card's warning code in English (older cards hold the sentence itself)."""
+    if card["warning"] == "worse":
+        base, tuned = card["metrics"]["base"]["ndcg@10"], card["metrics"]["tuned"]["ndcg@10"]
+        return (f"the tuned model is worse than {card['baseline']} on the held-out pairs (nDCG@10 {tuned:.3f} vs "
+                f"{base:.3f}): keep using {card['baseline']}, or train with more or cleaner data")
+    if card["warning"] == "not_compared":
+        return "no pairs were held out, so the model was not compared"
+    return card["warning"]
+
+
 def _ask(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
     from medsearch.rag import Asking, generator_for
@@ -119,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  {label:<40} {scores}")
     print(f"  per query (nDCG@10): {card['wins']} better, {card['losses']} worse, {card['ties']} tied")
     if card["warning"]:
-        print(f"warning: {card['warning']}", file=sys.stderr)
+        print(f"warning: {training_warning(card)}", file=sys.stderr)
     return 0
 
 

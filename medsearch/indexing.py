@@ -160,8 +160,11 @@ def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cac
         else:
             known = reuse(texts) if reuse else {}
             todo = [i for i in range(len(texts)) if i not in known]
+            if todo and encoder is None:
+                progress("load model", 0, 1)  # converting multilingual-e5 the first time takes a while
+                encoder = passage_encoder(spec, cache.parents[3])
+                progress("load model", 1, 1)
             if todo:
-                encoder = encoder or passage_encoder(spec, cache.parents[3])
                 fresh = encoder.encode([texts[i] for i in todo], query=False)
                 known |= dict(zip(todo, fresh))
             vectors = np.stack([known[i] for i in range(len(texts))]).astype(np.float32)

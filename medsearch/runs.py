@@ -94,7 +94,7 @@ def start_run(triplets: Sequence[Triplet], config: TrainConfig, *, corpus: Seque
         out.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in triplets)
     if corpus:
         _write_json(folder / "corpus.json", {"texts": list(corpus)})
-    _write_json(folder / "status.json", {"state": "queued", "message": "Waiting for the training process to start.",
+    _write_json(folder / "status.json", {"state": "queued", "message": "",
                                          "model": config.name, "created": _now()})
     _write_json(folder / "config.json", asdict(config))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(medsearch.__file__).parents[1]),
@@ -116,7 +116,7 @@ def execute(folder: str | Path, home: str | Path | None = None) -> int:
         triplets = [json.loads(line) for line in lines if line.strip()]
     corpus_file = folder / "corpus.json"
     corpus = json.loads(corpus_file.read_text(encoding="utf-8"))["texts"] if corpus_file.is_file() else None
-    _update_status(folder, state="running", message="Training.", started=_now(), pid=os.getpid())
+    _update_status(folder, state="running", message="", started=_now(), pid=os.getpid())
     staging = folder / "model"
     try:
         with (folder / "progress.jsonl").open("a", encoding="utf-8") as log:
@@ -136,7 +136,7 @@ def execute(folder: str | Path, home: str | Path | None = None) -> int:
         reason = str(exc) if isinstance(exc, MedSearchError) else f"{type(exc).__name__}: {exc}"
         _update_status(folder, state="failed", message=reason.splitlines()[0] if reason else "failed", finished=_now())
         raise
-    _update_status(folder, state="done", message=f"Model '{card['name']}' is ready.", finished=_now(),
+    _update_status(folder, state="done", message="", finished=_now(),
                    metrics=card["metrics"], warning=card["warning"])
     return 0
 
@@ -178,7 +178,7 @@ def run_status(run_id: str, home: str | Path | None = None) -> RunStatus:
     if status["state"] in ACTIVE and pid and not _alive(pid):
         status = json.loads((folder / "status.json").read_text(encoding="utf-8"))  # it may have just finished
         if status["state"] in ACTIVE:
-            status.update(state="failed", message="The training process died (see log.txt in the run folder).",
+            status.update(state="failed", message="died",
                           finished=_now())
             _update_status(folder, **{k: status[k] for k in ("state", "message", "finished")})
     steps = _losses(folder)

@@ -31,7 +31,7 @@ def test_train_follow_and_use_a_static_model(restore_demo, open_app):
     app.text_input[0].input("demo-static").run()
     next(b for b in app.button if b.label == "Start training").click().run()
     assert any("started in the background" in s.value for s in app.success)
-    wait_for(app, "Model 'demo-static' is ready")
+    wait_for(app, "model 'demo-static' is ready")
     shown = {visible(m.label): m.value for m in app.metric}
     assert set(shown) == {"ndcg@10 · after", "mrr@10 · after", "recall@10 · after"}
     assert app.get("plotly_chart")  # loss curve and per-query wins/losses

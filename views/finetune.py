@@ -15,7 +15,7 @@ from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
 from medsearch.training import TrainConfig
 from medsearch.triplets import read_triplets
-from views.common import pick_collection, require, texts, with_progress
+from views.common import local_time, model_label, pick_collection, require, texts, with_progress
 
 TEXTS = Texts({
     "title": ("Fine-tune a dense retriever", "微调稠密检索模型"),
@@ -44,7 +44,16 @@ TEXTS = Texts({
     "start": ("Start training", "开始训练"),
     "started": ("Training started in the background.", "训练已在后台开始。"),
     "runs": ("Runs", "训练记录"), "run": ("Run", "训练"),
-    "state": ("{state} · {message}", "{state} · {message}"),
+    "state_queued": ("Queued · waiting for the training process to start.", "排队中 · 等待训练进程启动。"),
+    "state_running": ("Running · training.", "进行中 · 正在训练。"),
+    "state_done": ("Done · model '{model}' is ready.", "完成 · 模型“{model}”已就绪。"),
+    "state_cancelled": ("Cancelled.", "已取消。"),
+    "state_failed": ("Failed: {message}", "失败：{message}"),
+    "died": ("the training process died (see log.txt in the run folder).", "训练进程意外退出（见训练目录中的 log.txt）。"),
+    "col_name": ("name", "名称"), "col_base": ("base model", "基础模型"), "col_loss": ("loss", "损失函数"),
+    "col_train": ("training triplets", "训练三元组"), "col_held": ("held out", "留出"),
+    "col_ndcg": ("nDCG@10 before → after", "nDCG@10 之前 → 之后"), "col_seconds": ("seconds", "用时（秒）"),
+    "col_created": ("created", "创建时间"),
     "step": ("Step {step} of {total} · epoch {epoch} · loss {loss}{eta}", "第 {step} / {total} 步 · 第 {epoch} 轮 · 损失 {loss}{eta}"),
     "eta": (" · about {s:.0f} s left", " · 约剩 {s:.0f} 秒"),
     "cancel": ("Cancel this run", "取消此次训练"), "cancelling": ("Cancelling…", "正在取消…"),
@@ -54,7 +63,12 @@ TEXTS = Texts({
     "before": ("before", "之前"), "after": ("after", "之后"),
     "wins": ("better", "更好"), "losses": ("worse", "更差"), "ties": ("same", "持平"),
     "per_query": ("Per held-out query, the new model is…", "逐条留出查询，新模型……"),
-    "worse": ("Warning: {warning}", "警告：{warning}"),
+    "worse": ("Warning: the tuned model is worse than {baseline} on the held-out pairs (nDCG@10 {tuned:.3f} vs "
+              "{base:.3f}): keep using {baseline}, or train with more or cleaner data.",
+              "警告：在留出的问答对上，微调后的模型不如 {baseline}（nDCG@10 {tuned:.3f}，对比 {base:.3f}）："
+              "请继续使用 {baseline}，或用更多、更干净的数据重新训练。"),
+    "not_compared": ("Warning: no pairs were held out, so the model was not compared.",
+                     "警告：没有留出任何问答对，因此未对模型进行比较。"),
     "registry": ("Fine-tuned models", "已微调的模型"),
     "use": ("Use '{name}' in collection '{collection}'", "在文档集“{collection}”中使用“{name}”"),
     "encoding": ("Encoding the collection with '{name}'…", "正在用“{name}”编码文档集…"),
@@ -134,8 +148,11 @@ def before_after(status, home) -> None:
         chart = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#2e7d32", "#c62828", "#9e9e9e"]))
         chart.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=t("per_query"))
         st.plotly_chart(chart, width="stretch")
-    if status.warning:
-        st.warning(t("worse", warning=status.warning))
+    if status.warning in ("worse", "not_compared"):
+        base, tuned = (metrics.get(side, {}).get("ndcg@10", 0.0) for side in ("base", "tuned"))
+        st.warning(t(status.warning, baseline=baseline, base=base, tuned=tuned))
+    elif status.warning:  # a run from before warnings were codes
+        st.warning(inert(status.warning))
 
 
 def show_run(run_id: str, home) -> None:
@@ -144,7 +161,8 @@ def show_run(run_id: str, home) -> None:
     if status.state not in ("queued", "running") and st.session_state.get(f"live-{run_id}"):
         st.session_state[f"live-{run_id}"] = False
         st.rerun()
-    st.markdown(f"**{STATES.get(status.state, '')} {t('state', state=status.state, message=status.message)}**")
+    message = t.plain("died") if status.message == "died" else status.message
+    st.markdown(f"**{STATES.get(status.state, '')} {t(f'state_{status.state}', model=status.model or '-', message=message)}**")
     if status.total:
         eta = t("eta", s=status.eta_s) if status.eta_s and status.state == "running" else ""
         loss = f"{status.loss:.4f}" if status.loss is not None else "-"
@@ -180,11 +198,13 @@ def registry(collection) -> None:
     if not cards:
         st.caption(t("no_models"))
         return
-    st.dataframe(pd.DataFrame([{"name": c["name"], "base": c["base"], "loss": c["loss"], "train": c["n_train"],
-                                "held out": c["n_held_out"],
-                                "nDCG@10": f"{c['metrics'].get('base', {}).get('ndcg@10', 0):.3f} → "
-                                           f"{c['metrics'].get('tuned', {}).get('ndcg@10', 0):.3f}",
-                                "seconds": c["seconds"], "created": c["created"]} for c in cards]),
+    st.dataframe(pd.DataFrame([{t("col_name"): c["name"], t("col_base"): model_label(c["base"]),
+                                t("col_loss"): t(c["loss"]) if c["loss"] in LOSSES else c["loss"],
+                                t("col_train"): c["n_train"], t("col_held"): c["n_held_out"],
+                                t("col_ndcg"): f"{c['metrics'].get('base', {}).get('ndcg@10', 0):.3f} → "
+                                               f"{c['metrics'].get('tuned', {}).get('ndcg@10', 0):.3f}",
+                                t("col_seconds"): c["seconds"], t("col_created"): local_time(c["created"])}
+                               for c in cards]),
                  hide_index=True, width="stretch")
     name = st.selectbox(t("registry"), [c["name"] for c in cards], label_visibility="collapsed")
     if st.button(t("use", name=name, collection=collection.name)):

@@ -85,12 +85,12 @@ TEXTS = Texts({
                "- **InfoNCE**（多负例排序）：查询要从批次里的所有段落（包括其他查询的正例）中挑出自己的正例；"
                "交叉熵把正例的得分拉到其他段落之上。\n"
                "- **Margin**（三元组间隔）：正例必须比负例至少高出一个间隔："
-               "max(0, margin − (cos(q, p) − cos(q, n)))。\n"
+               "max(0, 间隔 − (cos(q, p) − cos(q, n)))。\n"
                "- **Contrastive**（对比损失）：把每个（查询，正例）对拉近，把每个（查询，负例）对推开，"
                "直到余弦距离超过间隔。"),
     "s4_button": ("Embed the triplet and compute the three losses", "编码三元组并计算三种损失"),
     "cos_p": ("cos(q, positive)", "cos(查询, 正例)"), "cos_n": ("cos(q, negative)", "cos(查询, 负例)"),
-    "infonce": ("InfoNCE loss (scale 20)", "InfoNCE 损失（scale 20）"),
+    "infonce": ("InfoNCE loss (scale 20)", "InfoNCE 损失（温度缩放 20）"),
     "margin": ("Margin loss (margin 0.2)", "Margin 损失（间隔 0.2）"),
     "contrastive": ("Contrastive loss (margin 0.5)", "Contrastive 损失（间隔 0.5）"),
     "gap": ("The positive beats the negative by only {gap:.3f} in cosine: the closer to zero, the more the model "

@@ -353,7 +353,7 @@ def test_annotate_mine_train_compare(server, browser, restore_demo):
     page.click_text("Fine-tune", sidebar)
     page.xpath('//input[@aria-label="Model name (optional)"]').send_keys("e2e-static", Keys.ENTER)
     page.click_text("Start training")
-    page.text_appears("Model 'e2e-static' is ready")
+    page.text_appears("model 'e2e-static' is ready")
     page.scroll_to(page.xpath('//*[contains(@class, "plot-container")]'))
     page.shot("finetune")
     page.click_text("Use 'e2e-static' in collection 'demo'")
@@ -410,7 +410,7 @@ def test_two_comparisons_while_a_third_watches_training(server, browsers, restor
     for page in (first, second):
         page.text_appears("Dense better on")
         page.shot("concurrent")
-    watcher.text_appears("Model 'e2e-watched' is ready")  # the fragment saw the end and reran the page
+    watcher.text_appears("model 'e2e-watched' is ready")  # the fragment saw the end and reran the page
     watcher.shot("concurrent")
     assert run_status(run_id, restore_demo).state == "done"
     assert not server.died()
