@@ -53,15 +53,15 @@ def test_one_focused_candidate_labels_advance_and_undo(restore_demo, open_app):
     app.text_input(key="annotate_query").input("血糖高吃什么好").run()
     shown = candidates(Collection.open("demo", demo_home), "血糖高吃什么好")
     total = len(shown)
-    assert [b.label for b in app.button][:6] == ["✓ 正例", "✗ 负例", "跳过", "← 上一个", "下一个 →", "撤销我的上一条标注"]
+    assert [b.label for b in app.button][:6] == ["✓ 正例", "✗ 负例", "跳过", "← 上一个", "下一个 →", "↶ 撤销我的上一条标注"]
     assert {b.label: b.proto.shortcut for b in app.button if b.proto.shortcut} == {
-        "✓ 正例": "1", "✗ 负例": "2", "跳过": "3", "← 上一个": "p", "下一个 →": "n", "撤销我的上一条标注": "u"}
+        "✓ 正例": "1", "✗ 负例": "2", "跳过": "3", "← 上一个": "p", "下一个 →": "n", "↶ 撤销我的上一条标注": "u"}
     assert any(c.startswith("快捷键：1 正例 · 2 负例 · 3 跳过") for c in caption_texts(app))  # keys on screen
     assert card_position(app) == f"第 1 / {total} 个候选" and card_title(app) == shown[0].title
     assert not any("得分" in m.value or "score" in m.value for m in app.markdown)  # no scores shown
     click(app, "✓ 正例")
     assert card_position(app) == f"第 2 / {total} 个候选"  # auto-advance to the next unlabeled candidate
-    assert f"已保存：“{shown[0].title}”标为“✓ 正例”。" in caption_texts(app)
+    assert f"“{shown[0].title}”已标注：✓ 正例" in caption_texts(app)  # says what the key did
     assert all(b.proto.type == "secondary" for b in app.button)  # the new candidate has no label yet
     click(app, "✗ 负例")
     store = Store.of("demo", demo_home)
@@ -75,7 +75,7 @@ def test_one_focused_candidate_labels_advance_and_undo(restore_demo, open_app):
     click(app, "下一个 →")
     assert [b.label for b in app.button if b.proto.type == "primary"] == ["✗ 负例"]
     click(app, "下一个 →")
-    click(app, "撤销我的上一条标注")
+    click(app, "↶ 撤销我的上一条标注")
     assert f"已撤销：“{shown[1].title}”的“✗ 负例”。" in caption_texts(app)  # named by title, not id
     assert card_position(app) == f"第 2 / {total} 个候选"  # and back in focus to label again
     assert list(store.labels_for("血糖高吃什么好").values()) == ["positive"]

@@ -29,12 +29,12 @@ TEXTS = Texts({
     "position": ("Candidate {n} of {total}", "第 {n} / {total} 个候选"),
     "positive": ("✓ Positive", "✓ 正例"), "negative": ("✗ Negative", "✗ 负例"), "skip": ("Skip", "跳过"),
     "previous": ("← Previous", "← 上一个"), "forward": ("Next →", "下一个 →"),
-    "undo": ("Undo my last label", "撤销我的上一条标注"),
+    "undo": ("↶ Undo my last label", "↶ 撤销我的上一条标注"),
     "keys": ("Keys: 1 positive · 2 negative · 3 skip · N next · P previous · U undo · Q next query of an uploaded "
              "list. A label moves on to the next unlabeled candidate.",
              "快捷键：1 正例 · 2 负例 · 3 跳过 · N 下一个 · P 上一个 · U 撤销 · Q 上传列表中的下一条查询。"
              "标注后自动跳到下一个未标注的候选。"),
-    "saved": ("Saved: {label} for “{title}”.", "已保存：“{title}”标为“{label}”。"),
+    "saved": ("“{title}” labeled: {label}", "“{title}”已标注：{label}"),
     "undone": ("Removed: {label} for “{title}”.", "已撤销：“{title}”的“{label}”。"),
     "nothing_to_undo": ("Nothing to undo.", "没有可撤销的标注。"),
     "labeled": ("labeled: {label}", "已标注：{label}"), "unlabeled": ("not labeled yet", "尚未标注"),
@@ -81,7 +81,8 @@ def set_query(text: str) -> None:
 
 
 def query_list(store: Store) -> None:
-    """An uploaded list of queries and a button that takes the next one nobody has labeled yet."""
+    """An uploaded list of queries and a button (key Q) that takes the next one nobody has labeled yet; the same
+    two elements whether or not any is left, so the card below never moves."""
     upload = st.file_uploader(t("list"), type=["txt", "csv", "tsv", "jsonl"], key="annotate_list")
     if not upload:
         return
@@ -92,11 +93,9 @@ def query_list(store: Store) -> None:
         return
     done = store.labeled_queries()
     todo = [q for q in queries if q not in done]
-    st.caption(t("list_progress", done=len(queries) - len(todo), total=len(queries)))
-    if todo:
-        st.button(t("next"), on_click=set_query, args=(todo[0],), shortcut="q")
-    else:
-        st.success(t("list_done"))
+    progress = t("list_progress", done=len(queries) - len(todo), total=len(queries))
+    st.caption(progress if todo else f"{progress} · :green[{t('list_done')}]")
+    st.button(t("next"), on_click=set_query, args=(todo[0] if todo else "",), shortcut="q", disabled=not todo)
 
 
 CARD_HEIGHT = 400  # px: every candidate's card is this tall (a longer passage scrolls inside), so nothing moves
@@ -133,20 +132,38 @@ def title_of(collection, doc_id: str) -> str:
     return (doc.title if doc else "") or doc_id
 
 
-def label(store: Store, query: str, candidate, value: str, annotator: str, shown) -> None:
-    """Save the label, then focus the next unlabeled candidate (auto-advance)."""
+def on_screen(collection) -> tuple[str, list, object]:
+    """(query, its candidates, the one in focus) as the page stands when a key is pressed. Read at that moment, not
+    bound to the button when it was drawn: a key pressed while the page is still redrawing acts on the candidate in
+    focus, never twice on the one before."""
+    query = str(st.session_state.get("annotate_query") or "").strip()
+    saved = st.session_state.get("annotate_pool")
+    if not query or not saved or saved[0] != (collection.name, collection.build_id, query):
+        return query, [], None
+    doc = st.session_state.get("annotate_focus", {}).get(query)
+    return query, saved[1], next((c for c in saved[1] if c.doc_id == doc), None)
+
+
+def label(store: Store, collection, value: str, annotator: str) -> None:
+    """Save the label of the candidate in focus, then focus the next unlabeled one (auto-advance)."""
+    query, shown, candidate = on_screen(collection)
+    if candidate is None:
+        return
     store.label(query, candidate.doc_id, candidate.text, value, annotator)
     focus(query, next_candidate(shown, store.labels_for(query), after=candidate.doc_id) or candidate.doc_id)
     st.session_state.annotate_flash = t("saved", label=t(value), title=candidate.title or candidate.doc_id)
 
 
-def move(query: str, shown, current: str, step: int) -> None:
-    ids = [c.doc_id for c in shown]
-    focus(query, ids[(ids.index(current) + step) % len(ids)])
+def move(collection, step: int) -> None:
+    query, shown, candidate = on_screen(collection)
+    if candidate is not None:
+        ids = [c.doc_id for c in shown]
+        focus(query, ids[(ids.index(candidate.doc_id) + step) % len(ids)])
 
 
-def undo(store: Store, annotator: str, collection, query: str, shown) -> None:
+def undo(store: Store, annotator: str, collection) -> None:
     """Remove the annotator's last label, name its passage by title, and focus it again when it is on screen."""
+    query, shown, _ = on_screen(collection)
     removed = store.undo_label(annotator)
     if not removed:
         st.session_state.annotate_flash = t("nothing_to_undo")
@@ -199,16 +216,16 @@ def labeling(store: Store, collection, annotator: str) -> None:
     position = [c.doc_id for c in shown].index(candidate.doc_id) + 1
     candidate_card(collection, candidate, labels, flags, (position, len(shown)))
     chosen = labels.get(candidate.doc_id)
-    cells = st.columns([3, 3, 2, 2, 2, 3])
-    for cell, value in zip(cells, ("positive", "negative", "skip")):
+    for cell, value in zip(st.columns(3), ("positive", "negative", "skip")):
         cell.button(t(value), key=f"annotate-{value}", on_click=guarded(label), shortcut=KEYS[value], width="stretch",
-                    type="primary" if chosen == value else "secondary",
-                    args=(store, query, candidate, value, annotator, shown))
-    for cell, (name, step) in zip(cells[3:], (("previous", -1), ("forward", 1))):
-        cell.button(t(name), key=f"annotate-{name}", on_click=move, shortcut=KEYS[name], width="stretch",
-                    args=(query, shown, candidate.doc_id, step))
-    cells[5].button(t("undo"), key="annotate-undo", on_click=guarded(undo), shortcut=KEYS["undo"], width="stretch",
-                    args=(store, annotator, collection, query, shown))
+                    type="primary" if chosen == value else "secondary", args=(store, collection, value, annotator))
+    back, forward, undo_cell = st.columns(3)
+    back.button(t("previous"), key="annotate-previous", on_click=move, shortcut=KEYS["previous"], width="stretch",
+                args=(collection, -1))
+    forward.button(t("forward"), key="annotate-forward", on_click=move, shortcut=KEYS["forward"], width="stretch",
+                   args=(collection, 1))
+    undo_cell.button(t("undo"), key="annotate-undo", on_click=guarded(undo), shortcut=KEYS["undo"], width="stretch",
+                     args=(store, annotator, collection))
     st.caption(t("keys"))
     st.caption(st.session_state.pop("annotate_flash", None) or "&nbsp;")
 
