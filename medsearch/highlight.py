@@ -5,25 +5,20 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from bm25s.stopwords import STOPWORDS_CHINESE, STOPWORDS_EN_PLUS
 
 from medsearch.inert import inert
 from medsearch.text import HAN, Tokenizer
 
 _PIECES = re.compile(f"[{HAN}]+|[A-Za-z0-9\u00c0-\u024f]+|[^{HAN}A-Za-z0-9\u00c0-\u024f]+")
-# Words of a question that say nothing about its topic: marking them marks noise. scikit-learn's English stop
-# words (less a few that can name something medical) and common Chinese question and function words.
-_CONTENT = {"fire", "bill", "system", "interest", "detail", "side", "back", "front", "top", "bottom", "full",
-            "empty", "thick", "thin", "fill", "cry", "mill"}
-_ZH_STOP = ("怎么", "怎么办", "怎样", "什么", "哪些", "为什么", "如何", "应该", "可以", "能否", "是否", "需要",
-            "有没有", "一下", "我们", "你们", "他们", "这个", "那个", "还是", "或者", "以及", "因为", "所以",
-            "如果", "就是", "一个", "一些", "请问", "有点", "什么样", "吗", "呢")
 
 
 @cache
 def _stop_tokens(stem: bool, stopwords: bool) -> frozenset[str]:
+    """The search tokens of bm25s's longer English and its Chinese stop-word lists: words of a question that say
+    nothing about its topic ("do", 怎么), which the index keeps but highlighting skips."""
     tokenizer = Tokenizer(stem, stopwords)
-    return frozenset(token for word in [*(ENGLISH_STOP_WORDS - _CONTENT), *_ZH_STOP] for token in tokenizer(word))
+    return frozenset(token for word in (*STOPWORDS_EN_PLUS, *STOPWORDS_CHINESE) for token in tokenizer(word))
 
 
 def highlight(text: str, query: str, tokenizer: Tokenizer | None = None) -> str:

@@ -6,17 +6,20 @@ import json
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
 import scipy.sparse as sp
 from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
 from medsearch.filters import Filter
 from medsearch.records import Hit
 from medsearch.retrieval import Table, top_rows
 from medsearch.text import Tokenizer
+
+if TYPE_CHECKING:  # scikit-learn takes a second to import: only TF-IDF needs it, and loads it when used
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
@@ -162,6 +165,8 @@ def _identity(tokens: list[str]) -> list[str]:
 
 
 def _vectorizer() -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return TfidfVectorizer(analyzer=_identity, sublinear_tf=True, norm="l2")
 
 
@@ -179,6 +184,8 @@ class TfidfRetriever:
     def build(cls, tokens: Sequence[Sequence[str]] | TermCounts, table: Table, tokenizer: Tokenizer,
               rows: np.ndarray | None = None) -> TfidfRetriever:
         """What TfidfVectorizer.fit_transform gives (CountVectorizer + TfidfTransformer), from term counts."""
+        from sklearn.feature_extraction.text import TfidfTransformer
+
         counts = _counts(tokens)
         transformer = TfidfTransformer(sublinear_tf=True, norm="l2")
         matrix = transformer.fit_transform(counts.matrix).tocsr()

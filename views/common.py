@@ -34,6 +34,7 @@ TEXTS = Texts({
     "language": ("Language · 语言", "语言 · Language"),
     "collection": ("Collection", "文档集"),
     "first_start": ("Building the demo collection (first start only)…", "正在构建演示文档集（仅首次启动）…"),
+    "first_done": ("Demo collection built in {seconds:.0f} s (first start only)", "演示文档集已构建，用时 {seconds:.0f} 秒（仅首次启动）"),
     "choose": ("Choose", "请选择"),
     "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
     "level_high": ("High relevance", "高度相关"), "level_medium": ("Medium relevance", "中度相关"),
@@ -276,9 +277,9 @@ def guarded(callback: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+def progress_bar(text: str, keep_steps: bool = False) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
     """A progress bar for the current step and, under it, every step so far with its time (the current one
-    with the time left), as a (stage, done, total) callback and a `clear`."""
+    with the time left), as a (stage, done, total) callback and a `clear` (of the bar alone with `keep_steps`)."""
     bar, listing, steps = st.progress(0.0, text=text), st.empty(), Steps()
 
     def update(stage: str, done: int, total: int) -> None:
@@ -288,7 +289,8 @@ def progress_bar(text: str) -> tuple[Callable[[str, int, int], None], Callable[[
 
     def clear() -> None:
         bar.empty()
-        listing.empty()
+        if not keep_steps:
+            listing.empty()
 
     return update, clear
 
@@ -336,9 +338,12 @@ def collections() -> dict[str, str]:
     """{name: build id} of every collection, demo first; builds the demo on a fresh machine."""
     t = texts(TEXTS)
     if not list_collections():
-        update, clear = progress_bar(t("first_start"))
-        ensure_demo(progress=update)
-        clear()
+        start = time.monotonic()
+        with st.status(t("first_start"), expanded=True) as box:  # the steps stay readable once it is built
+            update, clear = progress_bar(t("first_start"), keep_steps=True)
+            ensure_demo(progress=update)
+            clear()
+            box.update(label=t("first_done", seconds=time.monotonic() - start), state="complete", expanded=False)
     found = {c.name: c.build_id for c in list_collections()}
     return dict(sorted(found.items(), key=lambda item: (item[0] != DEMO_NAME, item[0])))
 
