@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "startup.md")
     args = parser.parse_args()
-    rows = []
+    rows, load = [], os.getloadavg()[0]
     for run in range(args.runs):
         home = Path(tempfile.mkdtemp(prefix="medsearch-startup-"))
         try:
@@ -102,8 +102,9 @@ def main() -> None:
         finally:
             shutil.rmtree(home, ignore_errors=True)
     lines = ["# Start-up: launching the app to the first result and the first answer", "",
-             f"{args.runs} run(s) of each case on {time.strftime('%Y-%m-%d')}, 2 CPU cores, headless Chromium, "
-             "Chinese UI. Reproduce: `python bench/startup.py`. See the script's docstring for what is timed.", "",
+             f"{args.runs} run(s) of each case on {time.strftime('%Y-%m-%d')}, 2 CPU cores (load average "
+             f"{load:.1f} when it began), headless Chromium, Chinese UI. Reproduce: `python bench/startup.py`. "
+             "See the script's docstring for what is timed.", "",
              "| run | case | server answers (s) | first search result (s) | first answer, from Enter (s) |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['case']} | {r['server_up']} | {r['first_result']} | {r['first_answer']} |" for r in rows]

@@ -82,7 +82,7 @@ def test_one_focused_candidate_labels_advance_and_undo(restore_demo, open_app):
     assert store.annotator_totals()["ann"] == 1
     tables = [d.value.values.tolist() for d in app.dataframe]
     assert ["ann", 1] in tables[1]  # labels per annotator, beside
-    assert [row[1:] for row in tables[0]] == [["血糖高吃什么好", shown[0].doc_id, "positive"]]  # "my latest labels"
+    assert [row[1:] for row in tables[0]] == [["血糖高吃什么好", shown[0].doc_id, "✓ 正例"]]  # "my latest labels", in Chinese
 
 
 def test_every_candidate_by_keys_and_suggestions_skip_judged_relevant(restore_demo, open_app):

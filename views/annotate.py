@@ -10,7 +10,7 @@ from medsearch.records import MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
                                 next_candidate, read_queries, read_triplets, suggested_negatives, write_triplets)
-from views.common import failure, guarded, pick_collection, progress_bar, require, signin_configured, texts
+from views.common import local_time, failure, guarded, pick_collection, progress_bar, require, signin_configured, texts
 
 TEXTS = Texts({
     "title": ("Annotate triplets", "标注三元组"),
@@ -58,6 +58,7 @@ TEXTS = Texts({
     "file": ("an uploaded Q/A file (question, answer columns)", "上传的问答文件（question、answer 列）"),
     "pairs_file": ("Q/A file (CSV or JSONL)", "问答文件（CSV 或 JSONL）"),
     "retrievers": ("Negatives from", "负例来源"),
+    "kind_bm25": ("BM25 (keywords)", "BM25（关键词）"), "kind_dense": ("dense model (meaning)", "稠密模型（语义）"),
     "depth": ("Look down to rank", "候选深度"), "skip_top": ("Ignore the first N candidates", "忽略前 N 个候选"),
     "per_pair": ("Negatives per pair", "每对负例数"),
     "max_overlap": ("False-negative guard: max shared words with the positive", "假负例保护：与正例的最大词重合比例"),
@@ -234,8 +235,9 @@ def my_labels(store: Store, annotator: str) -> None:
     rows = store.labels_of(annotator)
     if rows:
         with st.expander(t("my_labels")):
-            st.dataframe(pd.DataFrame([list(r.values()) for r in rows], columns=t.plain("my_cols").split(",")),
-                         hide_index=True)
+            st.dataframe(pd.DataFrame([[local_time(r["created"]), r["query"], r["doc_id"],
+                                        t.plain(r["label"]) if r["label"] in TEXTS.entries else r["label"]] for r in rows],
+                                      columns=t.plain("my_cols").split(",")), hide_index=True)
 
 
 def mining(store: Store, collection, annotator: str) -> None:
@@ -246,7 +248,7 @@ def mining(store: Store, collection, annotator: str) -> None:
         upload = (st.file_uploader(t("pairs_file"), type=["csv", "tsv", "jsonl"], key="pairs")
                   if source == "file" else None)
         left, right = st.columns(2)
-        kinds = left.multiselect(t("retrievers"), ["bm25", "dense"],
+        kinds = left.multiselect(t("retrievers"), ["bm25", "dense"], format_func=lambda k: t.plain(f"kind_{k}"),
                                  default=["bm25", "dense"] if collection.models else ["bm25"])
         per_pair = left.number_input(t("per_pair"), 1, 20, 3)
         depth = right.number_input(t("depth"), 5, 200, 30)

@@ -39,7 +39,7 @@ TEXTS = Texts({
     "run_set": ("Run all {n} judged queries", "运行全部 {n} 条已标注查询"),
     "no_set": ("This collection has no judged queries (qrels): the per-query chart needs them.",
                "该文档集没有标注查询（qrels），无法绘制逐查询对比图。"),
-    "diff": ("nDCG@10, dense − BM25", "nDCG@10，稠密 − BM25"),
+    "diff": ("nDCG@10, dense − BM25", "nDCG@10，稠密 − BM25"), "dense_short": ("dense", "稠密"),
     "wins": ("Dense better on {wins} queries, BM25 better on {losses}, tied on {ties}.",
              "稠密检索在 {wins} 条查询上更好，BM25 在 {losses} 条上更好，{ties} 条持平。"),
     "mean": ("Mean nDCG@10", "平均 nDCG@10"),
@@ -143,7 +143,8 @@ def query_set(collection, model: str, overlap) -> None:
     chart = go.Figure(go.Bar(
         x=[r["qid"] for r in rows], y=diffs, marker_color=["#2e7d32" if d > 0 else "#c62828" for d in diffs],
         customdata=[[r["query"], r["bm25"], r["dense"]] for r in rows],
-        hovertemplate="%{customdata[0]}<br>BM25 %{customdata[1]:.3f} → dense %{customdata[2]:.3f}<extra></extra>"))
+        hovertemplate=f"%{{customdata[0]}}<br>BM25 %{{customdata[1]:.3f}} → {t.plain('dense_short')} "
+                      "%{customdata[2]:.3f}<extra></extra>"))
     chart.update_layout(yaxis_title=t("diff"), height=360, margin=dict(l=10, r=10, t=10, b=10))
     st.plotly_chart(chart, width="stretch")
     st.markdown(t("wins", wins=wins, losses=losses, ties=len(rows) - wins - losses))

@@ -454,7 +454,10 @@ def test_markup_in_documents_stays_text_and_fetches_nothing(server, browser, res
     from medsearch.records import Document
 
     tracker = _Tracker()
-    docs = [Document(f"x{n}", f"Asthma inhaler advice {n}. {tracker.payload(f'text{n}')} Use a spacer with the inhaler.",
+    advice = ("How to use an asthma inhaler: take off the cap and shake the inhaler. Breathe out fully, seal your "
+              "lips around the mouthpiece, press the inhaler once as you start to breathe in slowly and deeply, then "
+              "hold your breath for ten seconds.")  # enough real advice that the question finds it relevant
+    docs = [Document(f"x{n}", f"{advice} {tracker.payload(f'text{n}')} Use a spacer with the inhaler.",
                      tracker.payload(f"title{n}"), tracker.payload(f"source{n}"),
                      {"department": tracker.payload(f"meta{n}")}) for n in range(3)]
     Collection.create("payloads", docs, BuildOptions(models=["minilm"]), home=restore_demo)
