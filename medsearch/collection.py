@@ -259,11 +259,17 @@ class Collection:
         return RelevanceJudge(self.retriever("dense", model), calibration_of(self.manifest["dense"].get(model), model))
 
     def judged(self, query: str, hits: Sequence[Hit]) -> list[Judged]:
-        """The hits with their cosine to the query and relevance level (levels None without a judge)."""
-        judge = self.judge
-        if judge is None:
-            return [Judged(h, 0.0, None) for h in hits]
-        return self._loaded(lambda: judge.judge(query, hits))
+        """The hits with their cosine to the query and relevance level; levels are None without a judge, or when
+        the default model cannot be reached (an embeddings endpoint down): the hits still count, unlabelled."""
+        try:
+            judge = self.judge
+            if judge is not None:
+                return self._loaded(lambda: judge.judge(query, hits))
+        except CollectionChanged:
+            raise
+        except MedSearchError:
+            pass
+        return [Judged(h, 0.0, None) for h in hits]
 
     def warm(self) -> None:
         """Load what the first search and the first answer need (indexes, the default model, its batch path for

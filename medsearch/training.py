@@ -286,7 +286,8 @@ def fine_tune(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | P
     """Split off the held-out queries, train, compare before/after; write and return `card.json`.
 
     The card: name, base, baseline, loss, params, config, n_train, n_held_out, metrics {"base",
-    "tuned"}, wins, losses, ties, warning, note, seconds, created, languages, loss_start, loss_end.
+    "tuned"}, wins, losses, ties, warning, note, seconds, created, languages, loss_start, loss_end, and
+    train_queries (what Compare checks its queries against: scores on training queries are optimistic).
     """
     started = time.monotonic()
     train_part, held = split_held_out(check_triplets(triplets), config.held_out, config.seed)
@@ -300,6 +301,7 @@ def fine_tune(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | P
             "wins": comparison["wins"], "losses": comparison["losses"], "ties": comparison["ties"],
             "warning": comparison["warning"], "note": comparison["note"],
             "seconds": round(time.monotonic() - started, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "languages": trained["languages"], "loss_start": trained["loss_start"], "loss_end": trained["loss_end"]}
+            "languages": trained["languages"], "loss_start": trained["loss_start"], "loss_end": trained["loss_end"],
+            "train_queries": sorted({t["query"] for t in train_part})}
     (Path(out_dir) / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
     return card

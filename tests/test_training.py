@@ -130,6 +130,9 @@ def test_fine_tune_compares_static_with_bm25(tmp_path):
     assert card["wins"] + card["losses"] + card["ties"] == 6
     assert (card["warning"] != "") == (card["metrics"]["tuned"]["ndcg@10"] < card["metrics"]["base"]["ndcg@10"])
     assert json.loads((tmp_path / "m" / "card.json").read_text())["name"] == "zh"
+    train_part, held = split_held_out(ZH_PAIRS, 0.25, 42)  # the card lists what it trained on, for Compare's warning
+    assert card["train_queries"] == sorted({t["query"] for t in train_part}) and not set(card["train_queries"]) & {
+        t["query"] for t in held}
 
 
 def test_evaluate_models_warns_when_tuned_is_worse(tiny_bert):
