@@ -164,9 +164,9 @@ def _ingest(args: argparse.Namespace) -> int:
     s = collection.summary()
     print(f"{s['name']}: {s['documents']} documents, {s['chunks']} chunks, models: {s['models']}")
     if collection.default_model:
-        print(f"default dense model: {collection.default_model} ({collection.manifest['default_model_reason']})")
+        print(f"default dense model: {collection.default_model} ({collection.model_reason()})")
     for model in collection.models:
-        print(f"auto with {model}: {collection.pipeline(model).label()} ({collection.pipeline(model).reason})")
+        print(f"auto with {model}: {collection.pipeline(model).label()} ({collection.pipeline(model).explain()})")
     return 1 if errors and args.strict else 0
 
 
@@ -202,7 +202,7 @@ def _search(args: argparse.Namespace) -> int:
         return 0
     if args.retriever == "auto":
         plan = collection.retriever("auto", args.model).plan(args.query)
-        print(f"pipeline: {plan.label()} ({plan.reason})")
+        print(f"pipeline: {plan.label()} ({plan.explain()})")
     if hits and abstains(judged):
         print("nothing relevant: every result is of low relevance")
     for hit, level in ((j.hit, j.level) for j in judged):
@@ -232,7 +232,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"model: {report['model']}")
     if report.get("pipeline"):
         print(f"pipeline: {report['pipeline']['method']} dense weight {report['pipeline']['dense_weight']} "
-              f"({report['pipeline']['reason']})")
+              f"({report['pipeline']['explanation']})")
     for metric in ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"):
         print(f"  {metric:<11}{report[metric]:.4f}")
     return 0

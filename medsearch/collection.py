@@ -196,7 +196,7 @@ class Collection:
         """Why the default dense model is the one it is, in English or Chinese."""
         if not self.default_model:
             return REASONS("model_none", lang)
-        if self.manifest.get("default_model_reason") == REASONS("model_chosen", "en"):
+        if self.manifest.get("default_model_reason") in ("chosen", REASONS("model_chosen", "en")):
             return REASONS("model_chosen", lang)
         return default_model_reason(self.manifest["languages"], lang)
 

@@ -109,7 +109,8 @@ def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = No
     report = {**evaluate_run(qrels, run, METRICS), "retriever": retriever, "model": canonical(model) if model else None,
               "split": split, "queries": len(queries), "documents": len(docs)}
     if retriever == "auto":
-        report["pipeline"] = collection.pipeline(model).to_dict() if model else None
+        pipeline = collection.pipeline(model) if model else None
+        report["pipeline"] = {**pipeline.to_dict(), "explanation": pipeline.explain()} if pipeline else None
     if per_query:
         report["per_query"] = evaluate_run(qrels, run, ("ndcg@10",), per_query=True)["ndcg@10"]
     return report

@@ -27,8 +27,7 @@ import numpy as np
 from medsearch.chunking import chunk_documents
 from medsearch.corpusdb import FILE, ChunkTable, CorpusDB
 from medsearch.dense import DenseRetriever
-from medsearch.encoders import Encoder, canonical, default_model, default_model_reason, load_encoder
-from medsearch.i18n import REASONS
+from medsearch.encoders import Encoder, canonical, default_model, load_encoder
 from medsearch.layout import encode_cache, encode_caches, model_folder, write_manifest
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, Pipeline, from_coverage, tune
@@ -339,7 +338,7 @@ def build(folder: Path, name: str, documents: Iterable[Document], options, eval_
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": {"documents": docs, "chunks": chunks},
             "options": asdict(options), "languages": mix, "metadata_columns": db.metadata_columns(1),
             "sparse": sparse, "dense": dense, "default_model": options.models[0] if options.models else None,
-            "default_model_reason": REASONS("model_chosen", "en") if chosen else default_model_reason(mix),
+            "default_model_reason": "chosen" if chosen else "languages",  # rendered by Collection.model_reason
             "eval": {split: len(q) for split, q in eval_set.qrels.items()} if eval_set else {},
             "versions": versions,
         })

@@ -30,7 +30,8 @@ CANDIDATES = [("bm25", 0.0), ("dense", 1.0)] + [(m, w) for m in ("rrf", "weighte
 
 @dataclass
 class Pipeline:
-    """How `auto` answers: `method` is bm25, dense, rrf or weighted; `dense_weight` in [0, 1]."""
+    """How `auto` answers: `method` is bm25, dense, rrf or weighted; `dense_weight` in [0, 1]; `reason` the code
+    of why (tuned, coverage, coverage_low, no_dense, query_lang), rendered with the numbers in `evidence`."""
 
     method: str = "bm25"
     dense_weight: float = 0.0
@@ -42,7 +43,8 @@ class Pipeline:
         return REASONS(self.method, lang, w=self.dense_weight)
 
     def explain(self, lang: str = "en") -> str:
-        """Why this pipeline was chosen, rendered from its evidence (falls back to `reason`)."""
+        """Why this pipeline was chosen, rendered from its evidence (a build from before reasons were codes kept
+        the English sentence in `reason`)."""
         ev = self.evidence
         if "query_lang" in ev:
             return REASONS("query_lang", lang, query_lang=ev["query_lang"])
@@ -51,7 +53,7 @@ class Pipeline:
             return REASONS("tuned", lang, ndcg=ndcg, n=len(ev["ndcg@10"]), q=ev["dev_queries"], model=ev["model"])
         if "coverage" in ev and "ndcg@10" not in ev:
             return REASONS("coverage_low" if self.method == "bm25" else "coverage", lang, share=ev["coverage"])
-        if self.reason == REASONS("no_dense", "en"):
+        if self.reason in ("no_dense", REASONS("no_dense", "en")):
             return REASONS("no_dense", lang)
         return self.reason
 
@@ -72,7 +74,7 @@ class Pipeline:
 
 def no_dense() -> Pipeline:
     """BM25 alone, because the collection has no dense index."""
-    return Pipeline("bm25", 0.0, REASONS("no_dense", "en"))
+    return Pipeline("bm25", 0.0, "no_dense")
 
 
 def from_coverage(coverage: float) -> Pipeline:
@@ -83,7 +85,7 @@ def from_coverage(coverage: float) -> Pipeline:
     """
     chosen = Pipeline("bm25", 0.0) if coverage < 0.2 else Pipeline("rrf", 0.7)
     chosen.evidence = {"coverage": coverage}
-    chosen.reason = chosen.explain()
+    chosen.reason = "coverage_low" if chosen.method == "bm25" else "coverage"
     return chosen
 
 
@@ -101,7 +103,7 @@ def tune(score: Callable[[Pipeline], dict[str, float]], model: str, n_queries: i
     chosen = Pipeline(method, float(weight))
     chosen.evidence = {metric: {k: round(s[metric], 4) for k, s in scores.items()} for metric in ("ndcg@10", "recall@100")}
     chosen.evidence |= {"dev_queries": n_queries, "model": model}
-    chosen.reason = chosen.explain()
+    chosen.reason = "tuned"
     return chosen
 
 
@@ -120,7 +122,7 @@ class AutoRetriever:
             return self.pipeline if self.dense else no_dense()
         lang = detect_lang(query)
         if lang not in self.languages:
-            return Pipeline("bm25", 0.0, REASONS("query_lang", "en", query_lang=lang), {"query_lang": lang})
+            return Pipeline("bm25", 0.0, "query_lang", {"query_lang": lang})
         return self.pipeline
 
     def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:

@@ -69,7 +69,7 @@ def test_evaluate_dense_and_auto(beir, tmp_path):
     auto = json.loads(run("evaluate", str(beir), "--retriever", "auto", "--model", "minilm", "--json",
                           home=tmp_path / "home").stdout)
     assert dense["model"] == auto["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert "dev nDCG@10" in auto["pipeline"]["reason"]
+    assert auto["pipeline"]["reason"] == "tuned" and "dev nDCG@10" in auto["pipeline"]["explanation"]
     assert auto["ndcg@10"] >= 0.8
 
 

@@ -191,7 +191,7 @@ def test_dev_qrels_tune_auto(home):
     qrels = {"dev": {"q1": {"preg": 1}, "q2": {"htn": 1}, "q3": {"stroke": 1}, "q4": {"asthma": 1}, "q5": {"htn": 1}}}
     c = Collection.create("demo", DOCS, BuildOptions(models=["minilm"]), eval_set=EvalSet(queries, qrels))
     pipe = c.pipeline()
-    assert "dev nDCG@10" in pipe.reason
+    assert pipe.reason == "tuned" and "dev nDCG@10" in pipe.explain()
     ndcg = pipe.evidence["ndcg@10"]
     assert len(ndcg) == 8 and len(pipe.evidence["recall@100"]) == 8
     assert ndcg[f"{pipe.method}:{pipe.dense_weight}"] >= max(ndcg.values()) - 0.002

