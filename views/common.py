@@ -188,6 +188,22 @@ def model_label(spec: str | None) -> str:
     return PurePosixPath(ref.name).name if ref.kind in ("home", "folder") else spec
 
 
+def uploader_words() -> None:
+    """Streamlit's file uploader writes "Upload" and "100MB per file • CSV, …" in English whatever the app's
+    language: in Chinese, CSS shows Chinese words in their place (the accepted types are in each label)."""
+    if lang() != "zh":
+        return
+    limit = st.get_option("server.maxUploadSize")
+    st.html(f"""<style>
+    [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p,
+    [data-testid="stFileUploaderDropzoneInstructions"] span {{font-size: 0}}
+    [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p::after {{
+        content: "上传"; font-size: 0.875rem}}
+    [data-testid="stFileUploaderDropzoneInstructions"] span::after {{
+        content: "每个文件最大 {int(limit)} MB"; font-size: 0.875rem}}
+    </style>""")
+
+
 def local_time(stamp: str | None) -> str:
     """A saved timestamp ('2026-12-01T07:33:05+0000') as a date and time in the reader's time zone (the browser's,
     else the server's), written the reader's way; '' for none, and the text itself if it is not a timestamp."""
