@@ -10,7 +10,7 @@ from medsearch.access import LOCAL, User
 from medsearch.failures import STORAGE_ERRORS
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from views.common import current_user, failure, language_switch, role_name, signin_configured, texts, uploader_words
+from views.common import current_user, failure, language_switch, role_name, signin_configured, texts, streamlit_words
 
 TEXTS = Texts({
     "search": ("Search", "检索"), "compare": ("Compare BM25 vs dense", "BM25 与稠密检索对比"),
@@ -97,7 +97,7 @@ def gate() -> User:
 
 st.set_page_config(page_title="MedSearch", page_icon="🩺", layout="wide")
 language_switch()
-uploader_words()
+streamlit_words()
 t = texts(TEXTS)
 user = gate()
 data = [st.Page("views/corpus.py", title=t("corpus"), icon=":material/library_books:")]

@@ -188,15 +188,17 @@ def model_label(spec: str | None) -> str:
     return PurePosixPath(ref.name).name if ref.kind in ("home", "folder") else spec
 
 
-def uploader_words() -> None:
-    """Streamlit's file uploader writes "Upload" and "100MB per file • CSV, …" in English whatever the app's
-    language: in Chinese, CSS shows Chinese words in their place (the accepted types are in each label)."""
+def streamlit_words() -> None:
+    """Streamlit writes a few words of its own in English whatever the app's language: the file uploader's
+    "Upload" and "100MB per file • CSV, …", and the keyboard users' "Skip to main content" link. In Chinese,
+    CSS shows Chinese words in their place (the accepted file types are in each uploader's label)."""
     if lang() != "zh":
         return
     limit = st.get_option("server.maxUploadSize")
     st.html(f"""<style>
     [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p,
-    [data-testid="stFileUploaderDropzoneInstructions"] span {{font-size: 0}}
+    [data-testid="stFileUploaderDropzoneInstructions"] span, [data-testid="stSkipToContent"] {{font-size: 0}}
+    [data-testid="stSkipToContent"]::after {{content: "跳到正文"; font-size: 1rem}}
     [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p::after {{
         content: "上传"; font-size: 0.875rem}}
     [data-testid="stFileUploaderDropzoneInstructions"] span::after {{
