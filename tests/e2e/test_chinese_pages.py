@@ -27,13 +27,15 @@ return out.join('\\n');
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def corpus_words(demo_home):
     from medsearch.collection import Collection
     from medsearch.demo import DEMO_DIR
 
+    from medsearch.collection import list_collections
+
     demo = Collection.open("demo", demo_home)
-    words = set()
+    words = {w for c in list_collections(demo_home) for w in ENGLISH.findall(c.name)}  # names people gave
     for doc in demo.documents.values():
         words |= set(ENGLISH.findall(" ".join([doc.title, doc.text, doc.source, *map(str, doc.metadata.values())])))
     return words | set(ENGLISH.findall((DEMO_DIR / "queries.jsonl").read_text(encoding="utf-8")))
