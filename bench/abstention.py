@@ -46,7 +46,7 @@ def answered(collection: Collection, questions: list[str]) -> list[bool]:
 
 
 def measure(name: str, collection: Collection, answerable: list[str], kinds: tuple[str, ...]) -> dict:
-    cal = collection.judge.calibration if collection.judge else None
+    cal = collection.calibration()
     rows = [u for u in unanswerable() if u["metadata"]["kind"] in kinds]
     start = time.perf_counter()
     ok = answered(collection, answerable)

@@ -29,7 +29,7 @@ from medsearch.locks import writing
 from medsearch.pipeline import DEPTH, Pipeline
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
-from medsearch.relevance import Judged, RelevanceJudge, calibration_of
+from medsearch.relevance import Calibration, Judged, RelevanceJudge, calibration_of
 from medsearch.retrieval import Retriever, best_per_document, by_document, search_many
 from medsearch.searching import Retrievers
 from medsearch.store import drop_store
@@ -254,9 +254,12 @@ class Collection:
     def judge(self) -> RelevanceJudge | None:
         """Levels hits high / medium / low with the default model (`medsearch.relevance`); None without one."""
         model = self.default_model
-        if not model:
-            return None
-        return RelevanceJudge(self.retriever("dense", model), calibration_of(self.manifest["dense"].get(model), model))
+        return RelevanceJudge(self.retriever("dense", model), self.calibration()) if model else None
+
+    def calibration(self) -> Calibration | None:
+        """The default model's relevance thresholds (learned at build, else the demo's), without loading it."""
+        model = self.default_model
+        return calibration_of(self.manifest["dense"].get(model), model) if model else None
 
     def judged(self, query: str, hits: Sequence[Hit]) -> list[Judged]:
         """The hits with their cosine to the query and relevance level; levels are None without a judge, or when

@@ -43,8 +43,8 @@ def test_a_collection_without_its_own_calibration_uses_the_demo_one_for_bundled_
 
 
 def test_the_demo_is_calibrated_on_its_judged_queries(demo):
-    calibration = demo.judge.calibration
-    assert calibration.source == "judged" and calibration.queries == 40
+    calibration = demo.calibration()
+    assert calibration == demo.judge.calibration and calibration.source == "judged" and calibration.queries == 40
     assert calibration.to_dict() == demo.manifest["dense"][demo.default_model]["relevance"]
 
 

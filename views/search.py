@@ -155,7 +155,7 @@ with left:
             st.caption(t("pipeline", label=plan.label(lang()), reason=plan.explain(lang())))
         if model in (None, collection.default_model):
             st.caption(t("model", model=collection.default_model or "-", reason=collection.model_reason(lang())))
-        calibration = collection.judge.calibration if collection.judge else None
+        calibration = collection.calibration()
         if calibration:
             st.caption(t(f"levels_{calibration.source}", model=model_label(collection.default_model),
                          n=calibration.queries))
