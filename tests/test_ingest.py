@@ -546,3 +546,14 @@ def test_an_upload_is_read_from_a_file(tmp_path):
     assert table_columns("My notes.CSV", path=path).text == "text"
     with pytest.raises(MedSearchError, match="x.exe: unsupported file type"):
         save_upload(io.BytesIO(b"MZ"), "x.exe", tmp_path)
+
+
+def test_file_errors_are_codes_rendered_in_either_language():
+    from medsearch.i18n import FILE_ERRORS
+    from medsearch.ingest.common import IngestError
+
+    with pytest.raises(IngestError) as caught:
+        read_documents(data=b"%PDF-1.4 broken", name="x.pdf")
+    error = caught.value
+    assert error.code == "bad_pdf" and str(error).startswith("x.pdf: damaged or truncated PDF (")
+    assert FILE_ERRORS(error.code, "zh", **error.params).startswith("PDF 已损坏或不完整（")

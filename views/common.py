@@ -16,10 +16,11 @@ from medsearch.access import LOCAL, User, load_roles
 from medsearch.collection import Collection, CollectionChanged, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import Passage
-from medsearch.i18n import LANGUAGES, Texts
+from medsearch.i18n import FILE_ERRORS, LANGUAGES, Texts
 from medsearch.indexing import UnknownDocuments, WouldBeEmpty
 from medsearch.failures import REASONS, STORAGE_ERRORS, first_line, storage_reason
 from medsearch.ingest import RaggedRows
+from medsearch.ingest.common import IngestError
 from medsearch.inert import inert
 from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
@@ -37,6 +38,7 @@ TEXTS = Texts({
     "first_done": ("Demo collection built in {seconds:.0f} s (first start only)", "演示文档集已构建，用时 {seconds:.0f} 秒（仅首次启动）"),
     "choose": ("Choose", "请选择"),
     "source": ("Source: {source} · document {doc_id}", "来源：{source} · 文档 {doc_id}"),
+    "file_error": ("{name}: {why}", "{name}：{why}"),
     "level_high": ("High relevance", "高度相关"), "level_medium": ("Medium relevance", "中度相关"),
     "level_low": ("Low relevance", "相关度低"),
     "lang_zh": ("Chinese", "中文"), "lang_en": ("English", "英文"), "lang_mixed": ("mixed", "中英混合"),
@@ -266,6 +268,8 @@ def failure(exc: MedSearchError | OSError) -> str:
         where, reason, path = storage_reason(exc)
         why = t(reason) if reason in REASONS else first_line(exc)
         return t("store_failed", why=why) if where == "store" else t("file_failed", path=path or "-", why=why)
+    if isinstance(exc, IngestError):
+        return t("file_error", name=exc.name, why=FILE_ERRORS(exc.code, lang(), **exc.params))
     if isinstance(exc, CollectionBusy):
         return t("busy", name=exc.name, action=t.plain(exc.action), since=exc.since)
     if isinstance(exc, QueryTooLong):

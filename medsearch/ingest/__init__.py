@@ -43,7 +43,7 @@ def _read_json_any(data: bytes, name: str, options: IngestOptions) -> list[Docum
         return pubmedqa_documents(value, name)
     rows, keys = json_rows(value, name)
     if not rows:
-        raise fail(name, "contains no records")
+        raise fail(name, "no_records")
     return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)
 
 
@@ -88,10 +88,11 @@ def detect_format(name: str, data: bytes = b"") -> str:
     if data.startswith(b"PK\x03\x04") and b"word/" in data[:4096]:
         return "docx"
     if suffix == ".doc":
-        raise fail(name, "old Word .doc files are not supported; save it as .docx")
+        raise fail(name, "old_doc")
     supported = ", ".join(sorted(EXTENSIONS))
-    what = f"file type '{suffix}'" if suffix else "file without an extension"
-    raise fail(name, f"unsupported {what} (supported: {supported})")
+    if suffix:
+        raise fail(name, "unsupported_type", suffix=suffix, supported=supported)
+    raise fail(name, "no_extension", supported=supported)
 
 
 @dataclass
@@ -144,11 +145,11 @@ def _load(path: str | Path | None, data: bytes | None, name: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError as e:
-        raise fail(name, "file not found") from e
+        raise fail(name, "not_found") from e
     except IsADirectoryError as e:
-        raise fail(name, "is a folder, not a file") from e
+        raise fail(name, "folder") from e
     except OSError as e:
-        raise fail(name, f"cannot read the file ({e.strerror})") from e
+        raise fail(name, "unreadable", why=e.strerror) from e
 
 
 def read_documents(
@@ -169,20 +170,19 @@ def read_documents(
     raw = _load(path, data, name)
     key = _ALIASES.get(fmt.lower(), fmt.lower()) if fmt else detect_format(name, raw)
     if key not in FORMATS:
-        raise fail(name, f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+        raise fail(name, "unknown_format", fmt=fmt, known=", ".join(FORMATS))
     try:
         docs = FORMATS[key](raw, name, options)
     except MedSearchError:
         raise
     except Exception as e:  # a reader bug or an odd file must not reach the user raw
-        raise fail(name, f"could not read the file ({type(e).__name__}: {e})") from e
+        raise fail(name, "reader_failed", why=f"{type(e).__name__}: {e}") from e
     for doc in docs:
         doc.source = doc.source or name
     docs = unique_ids(d for d in docs if d.text.strip())
     check_rows(name, len(docs))
     if not docs:
-        why = "no question/answer pair with an answer" if key == "medquad" else "no record with text"
-        raise fail(name, f"no documents found ({why})")
+        raise fail(name, "no_documents_qa" if key == "medquad" else "no_documents")
     return docs
 
 

@@ -12,7 +12,7 @@ def read_beir(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     docs = []
     for n, row in enumerate(load_jsonl(data, name), start=1):
         if "_id" not in row:
-            raise fail(name, f"record {n} has no '_id' (not a BEIR corpus.jsonl?)")
+            raise fail(name, "no_beir_id", n=n)
         meta = row.get("metadata")
         metadata = dict(meta) if isinstance(meta, dict) else ({} if meta in (None, "") else {"metadata": meta})
         docs.append(Document(str(row["_id"]), as_text(row.get("text")).strip(),

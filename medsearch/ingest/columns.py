@@ -21,7 +21,7 @@ def _find(columns: Sequence[str], wanted: str, name: str, what: str) -> str:
         if col.strip().lower() == wanted.strip().lower():
             return col
     available = ", ".join(columns) or "none"
-    raise fail(name, f"{what} column '{wanted}' not found (columns: {available})")
+    raise fail(name, "no_column", what=what, wanted=wanted, available=available)
 
 
 def _guess(columns: Sequence[str], names: Sequence[str], exclude: set[str]) -> str | None:
@@ -58,8 +58,7 @@ def pick_columns(
         taken = {c for c in (id_col, title_col) if c} | textless
         text_col = _guess(columns, TEXT_NAMES, taken) or _longest(rows, columns, taken)
         if text_col is None:
-            raise fail(name, "no field with text found (only numbers, true/false, empty or nested values); "
-                             "choose the text column")
+            raise fail(name, "no_text_field")
     if title_col is None and not o.title_column:
         title_col = _guess(columns, TITLE_NAMES, {text_col, id_col or ""})
     if id_col is None and not o.id_column:

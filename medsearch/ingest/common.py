@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from medsearch.i18n import FILE_ERRORS
 from medsearch.records import Document, MedSearchError
 
 TXT_MODES = ("auto", "file", "blocks")
@@ -28,9 +29,18 @@ class IngestOptions:
     strip_markdown: bool = True
 
 
-def fail(name: str, message: str) -> MedSearchError:
-    """A MedSearchError whose one-line message starts with the file name."""
-    return MedSearchError(f"{name}: {message}")
+class IngestError(MedSearchError):
+    """A file that cannot be read: `code` and `params` say why (`i18n.FILE_ERRORS`, which the app renders in the UI
+    language); the message says it in English, after the file name."""
+
+    def __init__(self, name: str, code: str, **params: object) -> None:
+        self.name, self.code, self.params = name, code, params
+        super().__init__(f"{name}: {FILE_ERRORS(code, 'en', **params)}")
+
+
+def fail(name: str, code: str, **params: object) -> IngestError:
+    """The error for file `name`, for a reason in `i18n.FILE_ERRORS`."""
+    return IngestError(name, code, **params)
 
 
 def stem(name: str) -> str:

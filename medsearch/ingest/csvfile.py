@@ -62,14 +62,14 @@ def read_rows(text: str, name: str, delimiter: str | None = None) -> tuple[list[
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
-            raise fail(name, "no header row (the first line must name the columns)")
+            raise fail(name, "no_header")
         columns = _header(header)
         for line in limited((line for line in reader if any(line)), name):
             if not _fits(line, len(columns)):
                 ragged.append(reader.line_num)
             rows.append(dict(zip(columns, (v.strip() for v in line))))
     except csv.Error as e:
-        raise fail(name, f"invalid CSV on line {reader.line_num}: {e}") from e
+        raise fail(name, "bad_csv", line=reader.line_num, why=e) from e
     if ragged:
         raise RaggedRows(name, len(ragged), ragged[:SHOWN_LINES], len(columns))
     return columns, rows
@@ -79,5 +79,5 @@ def read_csv(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     """One document per CSV/TSV row (see IngestOptions for column mapping)."""
     columns, rows = read_rows(decode_bytes(data, name), name)
     if not rows:
-        raise fail(name, "no data rows below the header")
+        raise fail(name, "no_rows")
     return rows_to_documents(rows, columns, name=name, options=options)

@@ -12,14 +12,13 @@ def _open(data: bytes, name: str):
     import docx
 
     if not data:
-        raise fail(name, "the file is empty")
+        raise fail(name, "empty")
     if not data.startswith(b"PK"):
-        hint = " (old .doc format: save it as .docx)" if data.startswith(b"\xd0\xcf\x11\xe0") else ""
-        raise fail(name, f"not a .docx file{hint}")
+        raise fail(name, "not_docx_doc" if data.startswith(b"\xd0\xcf\x11\xe0") else "not_docx")
     try:
         return docx.Document(io.BytesIO(data))
     except Exception as e:  # BadZipFile, KeyError, PackageNotFoundError, XML errors...
-        raise fail(name, f"not a valid .docx file ({type(e).__name__}: {e})") from e
+        raise fail(name, "bad_docx", why=f"{type(e).__name__}: {e}") from e
 
 
 def read_docx(data: bytes, name: str, options: IngestOptions) -> list[Document]:
@@ -32,7 +31,7 @@ def read_docx(data: bytes, name: str, options: IngestOptions) -> list[Document]:
             paragraphs.append("\t".join(cells))
     text = clean_text("\n".join(p for p in paragraphs if p))
     if not text:
-        raise fail(name, "the document contains no text")
+        raise fail(name, "no_text_doc")
     title = (document.core_properties.title or "").strip()
     if not title:
         for p in document.paragraphs:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from medsearch.records import MedSearchError
+from medsearch.ingest.common import fail
 
 SAMPLE = 200_000  # characters looked at to tell text from noise
 _BOMS = (
@@ -69,20 +69,20 @@ def decode_bytes(data: bytes, name: str = "") -> str:
     text = _decode(data, name or "input")
     why = _noise(text)
     if why:
-        raise MedSearchError(f"{name or 'input'}: does not look like text ({why})")
+        raise fail(name or "input", "not_text", why=why)
     return text
 
 
 def _decode(data: bytes, label: str) -> str:
     """`data` decoded in the encoding it most likely has."""
     if not data:
-        raise MedSearchError(f"{label}: the file is empty")
+        raise fail(label, "empty")
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding).lstrip("\ufeff")
             except UnicodeDecodeError as e:
-                raise MedSearchError(f"{label}: invalid {encoding} text ({e.reason})") from e
+                raise fail(label, "bad_encoding", encoding=encoding, why=e.reason) from e
     try:
         utf8 = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -100,7 +100,7 @@ def _decode(data: bytes, label: str) -> str:
         text = str(best).lstrip("\ufeff")
         if text.strip() and _control_ratio(text) <= 0.01:
             return text
-    raise MedSearchError(f"{label}: not a text file (could not detect its encoding)")
+    raise fail(label, "no_encoding")
 
 
 def read_text(path_or_bytes: str | Path | bytes, name: str = "") -> str:
@@ -112,9 +112,9 @@ def read_text(path_or_bytes: str | Path | bytes, name: str = "") -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError as e:
-        raise MedSearchError(f"{label}: file not found") from e
+        raise fail(label, "not_found") from e
     except IsADirectoryError as e:
-        raise MedSearchError(f"{label}: is a folder, not a file") from e
+        raise fail(label, "folder") from e
     except OSError as e:
-        raise MedSearchError(f"{label}: cannot read the file ({e.strerror})") from e
+        raise fail(label, "unreadable", why=e.strerror) from e
     return decode_bytes(data, label)

@@ -17,9 +17,9 @@ def parse_json(text: str, name: str, line: int | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise fail(name, f"invalid JSON on line {line or e.lineno}, column {e.colno}: {e.msg}") from e
+        raise fail(name, "bad_json", line=line or e.lineno, column=e.colno, why=e.msg) from e
     except RecursionError as e:
-        raise fail(name, "JSON nested too deeply to be documents") from e
+        raise fail(name, "deep_json") from e
 
 
 def load_json(data: bytes, name: str) -> Any:
@@ -34,7 +34,7 @@ def load_jsonl(data: bytes, name: str) -> list[dict[str, Any]]:
     for n, line in limited(numbered, name):
         row = parse_json(line, name, n)
         if not isinstance(row, dict):
-            raise fail(name, f"line {n} is not a JSON object")
+            raise fail(name, "not_object", n=n)
         rows.append(row)
     return rows
 
@@ -58,14 +58,14 @@ def json_rows(value: Any, name: str) -> tuple[list[dict[str, Any]], list[str] | 
             return [{"text": v} for v in value], None
         if all(isinstance(v, dict) for v in value):
             return value, None
-    raise fail(name, "expected text records: a list of objects or of strings, or an object of objects")
+    raise fail(name, "not_records")
 
 
 def read_json(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     """One document per object of a JSON file."""
     rows, keys = json_rows(load_json(data, name), name)
     if not rows:
-        raise fail(name, "contains no records")
+        raise fail(name, "no_records")
     return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)
 
 
@@ -73,5 +73,5 @@ def read_jsonl(data: bytes, name: str, options: IngestOptions) -> list[Document]
     """One document per line of a JSON Lines file."""
     rows = load_jsonl(data, name)
     if not rows:
-        raise fail(name, "contains no records")
+        raise fail(name, "no_records")
     return rows_to_documents(rows, union_columns(rows), name=name, options=options)

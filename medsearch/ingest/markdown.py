@@ -35,7 +35,7 @@ def read_markdown(data: bytes, name: str, options: IngestOptions) -> list[Docume
     """One document per Markdown file."""
     text = _FRONT_MATTER.sub("", decode_bytes(data, name).replace("\r\n", "\n"), count=1)
     if not text.strip():
-        raise fail(name, "the file contains no text")
+        raise fail(name, "no_text")
     match = _H1.search(text)
     title = strip_markdown(match.group(1)).strip() if match else stem(name)
     body = strip_markdown(text) if options.strip_markdown else text

@@ -43,16 +43,15 @@ def read_medquad(data: bytes, name: str, options: IngestOptions | None = None) -
     metadata holds focus, qtype, qid, url and file. A file without answers gives [].
     """
     if not data.strip():
-        raise fail(name, "the file is empty")
+        raise fail(name, "empty")
     try:
         root = DefusedET.fromstring(data)
     except DefusedXmlException as e:
-        raise fail(name, "XML with entity declarations is refused (they can expand without bound or read "
-                         "other files); remove the <!DOCTYPE …> part") from e
+        raise fail(name, "xml_entities") from e
     except ET.ParseError as e:
-        raise fail(name, f"invalid XML ({e})") from e
+        raise fail(name, "bad_xml", why=e) from e
     if _tag(root) not in ROOTS:
-        raise fail(name, f"not a MedQuAD XML file (root element is <{root.tag}>, expected <Document>)")
+        raise fail(name, "not_medquad", root=root.tag)
     doc_id = _attr(root, "id", "docid", "fid") or name.rsplit(".", 1)[0]
     source = _attr(root, "source", "corpus") or name
     focus = _text(_child(root, FOCUS))

@@ -13,9 +13,9 @@ def read_pdf(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     from pypdf import PdfReader
 
     if not data:
-        raise fail(name, "the file is empty")
+        raise fail(name, "empty")
     if b"%PDF-" not in data[:1024]:
-        raise fail(name, "not a PDF file (it does not start with %PDF-)")
+        raise fail(name, "not_pdf")
     pages: list[str] = []
     pdf_title = ""
     try:
@@ -25,11 +25,11 @@ def read_pdf(data: bytes, name: str, options: IngestOptions) -> list[Document]:
             pages = [page.extract_text() or "" for page in reader.pages]
             pdf_title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Exception as e:  # pypdf raises many kinds of errors on damaged files
-        raise fail(name, f"damaged or truncated PDF ({type(e).__name__}: {e})") from e
+        raise fail(name, "bad_pdf", why=f"{type(e).__name__}: {e}") from e
     if locked:
-        raise fail(name, "the PDF is password-protected")
+        raise fail(name, "pdf_password")
     text = clean_text("\n\n".join(p.strip() for p in pages))
     if not text:
-        raise fail(name, f"no extractable text in {len(pages)} page(s) (scanned images? run OCR first)")
+        raise fail(name, "pdf_no_text", pages=len(pages))
     return [Document(stem(name), text, title=pdf_title or stem(name), source=name,
                      metadata={"pages": len(pages)})]

@@ -22,11 +22,11 @@ def is_pubmedqa(value: Any) -> bool:
 def pubmedqa_documents(value: Any, name: str) -> list[Document]:
     """Documents from parsed PubMedQA JSON: text = contexts, title = question."""
     if not is_pubmedqa(value):
-        raise fail(name, "not a PubMedQA file (expected {PMID: {QUESTION, CONTEXTS, ...}})")
+        raise fail(name, "not_pubmedqa")
     docs = []
     for pmid, item in value.items():
         if not isinstance(item, dict):
-            raise fail(name, f"entry {pmid} is not an object")
+            raise fail(name, "not_entry", pmid=pmid)
         meta = {"pmid": str(pmid), "meshes": item.get("MESHES"), "labels": item.get("LABELS"),
                 "final_decision": item.get("final_decision"), "long_answer": item.get("LONG_ANSWER"),
                 "year": item.get("YEAR"), "file": name}

@@ -44,10 +44,10 @@ def read_txt(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     """Documents from a .txt file according to `options.txt_mode`."""
     mode = options.txt_mode or "auto"
     if mode not in TXT_MODES:
-        raise fail(name, f"unknown txt mode '{mode}' (use one of: {', '.join(TXT_MODES)})")
+        raise fail(name, "txt_mode", mode=mode, modes=", ".join(TXT_MODES))
     text = decode_bytes(data, name)
     if not text.strip():
-        raise fail(name, "the file contains only whitespace")
+        raise fail(name, "only_whitespace")
     if mode == "auto":
         mode = choose_mode(text)
     if mode == "file":

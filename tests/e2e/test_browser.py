@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian 
 WORDS = {
     "en": {"lang": "English", "box": "Question or keywords", "found": "results in", "corpus": "Corpus",
            "compare": "Compare BM25 vs dense", "learn": "Learn", "read": "qa.csv: 2 documents",
-           "broken": "broken.pdf", "run_set": "Run all 40 judged queries", "wins": "Dense better on",
+           "broken": "broken.pdf", "broken_why": "damaged or truncated PDF", "run_set": "Run all 40 judged queries", "wins": "Dense better on",
            "search": "Search", "query": "How do I recognize a stroke?",
            "answer_button": "Retrieve and answer", "answer": "Answer (extractive, no language model)",
            "answers": "Answers", "extractive": "Extractive answer", "manage": "Collections",
@@ -41,7 +41,7 @@ WORDS = {
            "move": "Move vectors", "move_hint": "nothing is re-encoded"},
     "zh": {"lang": "中文", "box": "问题或关键词", "found": "条结果", "corpus": "语料",
            "compare": "BM25 与稠密检索对比", "learn": "入门讲解", "read": "qa.csv：2 篇文档",
-           "broken": "broken.pdf", "run_set": "运行全部 40 条已标注查询", "wins": "稠密检索在",
+           "broken": "broken.pdf", "broken_why": "PDF 已损坏或不完整", "run_set": "运行全部 40 条已标注查询", "wins": "稠密检索在",
            "search": "检索", "query": "血压升高应该怎么办？",
            "answer_button": "检索并回答", "answer": "回答（抽取式，未使用语言模型）",
            "answers": "回答", "extractive": "抽取式回答", "manage": "文档集管理",
@@ -242,6 +242,7 @@ def test_search_upload_compare_learn(server, browser, lang, tmp_path):
     upload.send_keys(f"{good}\n{bad}")
     page.text_appears(w["read"])
     page.text_appears(w["broken"])
+    page.text_appears(w["broken_why"])  # why, in the UI's language
     page.shot("corpus")
     page.click_text(w["manage"])  # the administrator's tab: delete documents, move vectors
     page.click_text(w["delete_docs"])
