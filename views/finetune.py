@@ -135,6 +135,8 @@ def loss_curve(losses: list[tuple[int, float]]) -> None:
 
 def before_after(status, home) -> None:
     metrics = status.metrics
+    if status.warning == "not_compared":
+        st.warning(t("not_compared"))
     if not metrics:
         return
     baseline = status.config.get("base") if status.config.get("base") != "static" else "BM25"
@@ -148,10 +150,9 @@ def before_after(status, home) -> None:
         chart = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#2e7d32", "#c62828", "#9e9e9e"]))
         chart.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=t("per_query"))
         st.plotly_chart(chart, width="stretch")
-    if status.warning in ("worse", "not_compared"):
-        base, tuned = (metrics.get(side, {}).get("ndcg@10", 0.0) for side in ("base", "tuned"))
-        st.warning(t(status.warning, baseline=baseline, base=base, tuned=tuned))
-    elif status.warning:  # a run from before warnings were codes
+    if status.warning == "worse":
+        st.warning(t("worse", baseline=baseline, base=metrics["base"]["ndcg@10"], tuned=metrics["tuned"]["ndcg@10"]))
+    elif status.warning and status.warning != "not_compared":  # a run from before warnings were codes
         st.warning(inert(status.warning))
 
 
