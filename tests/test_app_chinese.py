@@ -73,20 +73,20 @@ def page_text(app) -> list[str]:
 
 
 
-@pytest.fixture
-def corpus_words(demo_home):
-    """ASCII words of the demo's documents and example queries: document text is shown as it is written."""
-    from medsearch.collection import Collection
+def people_words(home) -> set[str]:
+    """ASCII words people wrote, shown as written: collection names, the demo's documents and example queries."""
+    from medsearch.collection import Collection, list_collections
     from medsearch.demo import DEMO_DIR
 
-    from medsearch.collection import list_collections
-
-    demo = Collection.open("demo", demo_home)
-    words = {w for c in list_collections(demo_home) for w in ENGLISH.findall(c.name)}  # names people gave
-    for doc in demo.documents.values():
+    words = {w for c in list_collections(home) for w in ENGLISH.findall(c.name)}
+    for doc in Collection.open("demo", home).documents.values():
         words |= set(ENGLISH.findall(" ".join([doc.title, doc.text, doc.source, *map(str, doc.metadata.values())])))
-    words |= set(ENGLISH.findall((DEMO_DIR / "queries.jsonl").read_text(encoding="utf-8")))
-    return words
+    return words | set(ENGLISH.findall((DEMO_DIR / "queries.jsonl").read_text(encoding="utf-8")))
+
+
+@pytest.fixture
+def corpus_words(demo_home):
+    return people_words(demo_home)
 
 
 def search(app):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.test_browser import Page, browser, server  # noqa: F401  (fixtures)
-from tests.test_app_chinese import ALLOWED, ENGLISH
+from tests.test_app_chinese import ALLOWED, ENGLISH, people_words
 
 PAGES = ["", "compare", "answers", "corpus", "annotate", "finetune", "learn"]
 # The text a reader sees: visible text nodes, without Material icon names (ligatures drawn as icons) and
@@ -29,16 +29,7 @@ return out.join('\\n');
 
 @pytest.fixture
 def corpus_words(demo_home):
-    from medsearch.collection import Collection
-    from medsearch.demo import DEMO_DIR
-
-    from medsearch.collection import list_collections
-
-    demo = Collection.open("demo", demo_home)
-    words = {w for c in list_collections(demo_home) for w in ENGLISH.findall(c.name)}  # names people gave
-    for doc in demo.documents.values():
-        words |= set(ENGLISH.findall(" ".join([doc.title, doc.text, doc.source, *map(str, doc.metadata.values())])))
-    return words | set(ENGLISH.findall((DEMO_DIR / "queries.jsonl").read_text(encoding="utf-8")))
+    return people_words(demo_home)
 
 
 def test_every_page_in_chinese_shows_no_english(server, browser, corpus_words):  # noqa: F811
