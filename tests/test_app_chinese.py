@@ -74,11 +74,16 @@ def page_text(app) -> list[str]:
 
 
 def people_words(home) -> set[str]:
-    """ASCII words people wrote, shown as written: collection names, the demo's documents and example queries."""
+    """ASCII words people wrote, shown as written: collection, model and run names, the demo's documents and
+    example queries."""
     from medsearch.collection import Collection, list_collections
     from medsearch.demo import DEMO_DIR
+    from medsearch.registry import list_models
+    from medsearch.runs import list_runs
 
-    words = {w for c in list_collections(home) for w in ENGLISH.findall(c.name)}
+    names = [c.name for c in list_collections(home)] + [m["name"] for m in list_models(home)]
+    names += [f"{r.config.get('name') or ''} {r.model or ''}" for r in list_runs(home)]
+    words = {w for name in names for w in ENGLISH.findall(name)}
     for doc in Collection.open("demo", home).documents.values():
         words |= set(ENGLISH.findall(" ".join([doc.title, doc.text, doc.source, *map(str, doc.metadata.values())])))
     return words | set(ENGLISH.findall((DEMO_DIR / "queries.jsonl").read_text(encoding="utf-8")))

@@ -61,6 +61,8 @@ TEXTS = Texts({
     "before_after": ("Held-out queries: {baseline} (before) vs the new model (after)",
                      "留出查询上：{baseline}（之前）与新模型（之后）"),
     "before": ("before", "之前"), "after": ("after", "之后"),
+    "ndcg@10": ("nDCG@10", "nDCG@10"), "recall@10": ("Recall@10", "召回率@10"), "mrr@10": ("MRR@10", "MRR@10"),
+    "static_base": ("static (from scratch)", "静态模型（从零训练）"),
     "wins": ("better", "更好"), "losses": ("worse", "更差"), "ties": ("same", "持平"),
     "per_query": ("Per held-out query, the new model is…", "逐条留出查询，新模型……"),
     "worse": ("Warning: the tuned model is worse than {baseline} on the held-out pairs (nDCG@10 {tuned:.3f} vs "
@@ -143,7 +145,7 @@ def before_after(status, home) -> None:
     st.markdown(f"**{t('before_after', baseline=baseline)}**")
     cols = st.columns(len(metrics["tuned"]))
     for col, (name, after) in zip(cols, metrics["tuned"].items()):
-        col.metric(f"{name} · {t('after')}", f"{after:.3f}", f"{after - metrics['base'][name]:+.3f}")
+        col.metric(f"{t(name) if name in TEXTS.entries else name} · {t('after')}", f"{after:.3f}", f"{after - metrics['base'][name]:+.3f}")
     card = next((c for c in list_models(home) if c["name"] == status.model), None)
     if card:
         counts = {t(k): card[k] for k in ("wins", "losses", "ties")}
@@ -199,7 +201,7 @@ def registry(collection) -> None:
     if not cards:
         st.caption(t("no_models"))
         return
-    st.dataframe(pd.DataFrame([{t("col_name"): c["name"], t("col_base"): model_label(c["base"]),
+    st.dataframe(pd.DataFrame([{t("col_name"): c["name"], t("col_base"): t("static_base") if c["base"] == "static" else model_label(c["base"]),
                                 t("col_loss"): t(c["loss"]) if c["loss"] in LOSSES else c["loss"],
                                 t("col_train"): c["n_train"], t("col_held"): c["n_held_out"],
                                 t("col_ndcg"): f"{c['metrics'].get('base', {}).get('ndcg@10', 0):.3f} → "

@@ -19,6 +19,7 @@ while (walker.nextNode()) {
   const node = walker.currentNode, el = node.parentElement;
   if (!el || el.closest('[data-testid="stIconMaterial"], style, script, noscript')) continue;
   const style = getComputedStyle(el);
+  if (style.fontFamily.includes('Material')) continue;  // an icon drawn from its name, as in :material/check:
   if (style.display === 'none' || style.visibility === 'hidden' || parseFloat(style.fontSize) === 0) continue;
   if (!el.getClientRects().length) continue;
   out.push(node.textContent);
