@@ -56,6 +56,15 @@ REASONS = Texts({
 # Why a file cannot be read (`medsearch.ingest.common.IngestError`): the CLI shows the English, the app its language.
 FILE_ERRORS = Texts({
     "no_records": ("contains no records", "没有任何记录"),
+    "triplet_not_object": ("record {n} is not an object with query, positive and negative",
+                           "第 {n} 条记录不是含 query、positive、negative 的对象"),
+    "triplet_fields": ("record {n} needs a non-empty 'query' and 'positive'", "第 {n} 条记录需要非空的“query”和“positive”"),
+    "no_triplets": ("contains no triplets", "没有任何三元组"),
+    "missing_columns": ("missing column(s) {missing} (has: {columns})", "缺少列 {missing}（现有列：{columns}）"),
+    "pair_fields": ("record {n} needs a 'question' (or 'query') and an 'answer' (or 'positive')",
+                    "第 {n} 条记录需要“question”（或“query”）和“answer”（或“positive”）"),
+    "no_pairs": ("contains no question/answer pairs", "没有任何问答对"),
+    "no_query_column": ("no query, question or text column (has: {columns})", "没有 query、question 或 text 列（现有列：{columns}）"),
     "old_doc": ("old Word .doc files are not supported; save it as .docx", "不支持旧版 Word .doc 文件，请另存为 .docx"),
     "unsupported_type": ("unsupported file type '{suffix}' (supported: {supported})",
                          "不支持的文件类型“{suffix}”（支持：{supported}）"),

@@ -37,15 +37,15 @@ def clean_triplets(rows: Iterable[dict], name: str) -> list[dict]:
     out = []
     for n, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
-            raise fail(name, f"record {n} is not an object with query, positive and negative")
+            raise fail(name, "triplet_not_object", n=n)
         query, positive = str(row.get("query") or "").strip(), str(row.get("positive") or "").strip()
         if not query or not positive:
-            raise fail(name, f"record {n} needs a non-empty 'query' and 'positive'")
+            raise fail(name, "triplet_fields", n=n)
         negative = str(row.get("negative") or "").strip() or None
         out.append({"query": query, "positive": positive, "negative": negative,
                     **{k: row[k] for k in ("positive_id", "negative_id") if row.get(k)}})
     if not out:
-        raise fail(name, "contains no triplets")
+        raise fail(name, "no_triplets")
     return out
 
 
@@ -55,7 +55,7 @@ def read_triplets(data: bytes, name: str) -> list[dict]:
         columns, rows = read_rows(decode_bytes(data, name), name)
         missing = [c for c in ("query", "positive") if c not in columns]
         if missing:
-            raise fail(name, f"missing column(s) {', '.join(missing)} (has: {', '.join(columns)})")
+            raise fail(name, "missing_columns", missing=", ".join(missing), columns=", ".join(columns))
         return clean_triplets(rows, name)
     return clean_triplets(load_jsonl(data, name), name)
 
@@ -159,10 +159,10 @@ def pairs_from_file(data: bytes, name: str) -> list[dict]:
         query = str(row.get("question") or row.get("query") or "").strip()
         answer = str(row.get("answer") or row.get("positive") or "").strip()
         if not query or not answer:
-            raise fail(name, f"record {n} needs a 'question' (or 'query') and an 'answer' (or 'positive')")
+            raise fail(name, "pair_fields", n=n)
         pairs.append({"query": query, "positive": answer})
     if not pairs:
-        raise fail(name, "contains no question/answer pairs")
+        raise fail(name, "no_pairs")
     return pairs
 
 
@@ -236,5 +236,5 @@ def read_queries(data: bytes, name: str) -> list[str]:
         return list(dict.fromkeys(line.strip() for line in decode_bytes(data, name).splitlines() if line.strip()))
     column = next((c for c in ("query", "question", "text") if c in columns), None)
     if column is None:
-        raise fail(name, f"no query, question or text column (has: {', '.join(columns)})")
+        raise fail(name, "no_query_column", columns=", ".join(columns))
     return list(dict.fromkeys(str(r[column]).strip() for r in rows if str(r.get(column) or "").strip()))

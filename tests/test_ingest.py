@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -557,3 +559,12 @@ def test_file_errors_are_codes_rendered_in_either_language():
     error = caught.value
     assert error.code == "bad_pdf" and str(error).startswith("x.pdf: damaged or truncated PDF (")
     assert FILE_ERRORS(error.code, "zh", **error.params).startswith("PDF 已损坏或不完整（")
+
+
+def test_every_file_error_raised_in_the_package_has_both_languages():
+    from medsearch.i18n import FILE_ERRORS
+
+    package = Path(__file__).parent.parent / "medsearch"
+    raised = {code for path in package.rglob("*.py")
+              for code in re.findall(r"\bfail\(\w+, \"(\w+)\"", path.read_text(encoding="utf-8"))}
+    assert len(raised) > 20 and not raised - set(FILE_ERRORS.entries)

@@ -1,11 +1,13 @@
 """Triplet files in the seed format, mining with the false-negative guard, annotation helpers."""
 
 import json
+import re
 
 import pytest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.compare import judged
+from medsearch.i18n import FILE_ERRORS
 from medsearch.records import Document, MedSearchError
 from medsearch.store import Store
 from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
@@ -29,7 +31,10 @@ def test_seed_format_round_trip(fmt, name):
 def test_bad_triplet_files_name_file_and_problem(data, name, message):
     with pytest.raises(MedSearchError, match=message) as caught:
         read_triplets(data, name)
-    assert str(caught.value).startswith(name)
+    error = caught.value
+    assert str(error).startswith(name)
+    chinese = FILE_ERRORS(error.code, "zh", **dict.fromkeys(error.params, "…"))  # parameters: the file's own words
+    assert not re.search(r"[A-Za-z]{4,}", re.sub(r"query|positive|JSON", "", chinese))
 
 
 def test_mining_the_demo_gives_valid_triplets(demo_home):

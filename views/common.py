@@ -268,7 +268,7 @@ def failure(exc: MedSearchError | OSError) -> str:
         where, reason, path = storage_reason(exc)
         why = t(reason) if reason in REASONS else first_line(exc)
         return t("store_failed", why=why) if where == "store" else t("file_failed", path=path or "-", why=why)
-    if isinstance(exc, IngestError) and exc.code in FILE_ERRORS.entries:
+    if isinstance(exc, IngestError):
         return t("file_error", name=exc.name, why=FILE_ERRORS(exc.code, lang(), **exc.params))
     if isinstance(exc, CollectionBusy):
         return t("busy", name=exc.name, action=t.plain(exc.action), since=exc.since)

@@ -35,8 +35,7 @@ class IngestError(MedSearchError):
 
     def __init__(self, name: str, code: str, **params: object) -> None:
         self.name, self.code, self.params = name, code, params
-        known = code in FILE_ERRORS.entries  # other readers (triplet files) still pass an English sentence
-        super().__init__(f"{name}: {FILE_ERRORS(code, 'en', **params) if known else code}")
+        super().__init__(f"{name}: {FILE_ERRORS(code, 'en', **params)}")
 
 
 def fail(name: str, code: str, **params: object) -> IngestError:
