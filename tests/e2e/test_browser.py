@@ -158,10 +158,17 @@ class Page:
 
     def until(self, condition):
         """Wait for `condition(driver)` to be truthy; fail at once if the server dies meanwhile."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
         def check(driver):
             if self.server.died():
                 raise AssertionError(self.server.died())
-            return condition(driver)
+            try:
+                return condition(driver)
+            except WebDriverException as exc:  # an element Streamlit redrew while it was looked at: look again
+                if not isinstance(exc, StaleElementReferenceException) and "Node with given id" not in str(exc):
+                    raise
+                return False
 
         return self.wait.until(check)
 
@@ -194,7 +201,7 @@ class Page:
         self.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
     def click_text(self, text: str, within: str = "") -> None:
-        self.xpath(f'{within}//*[self::p or self::span][normalize-space()="{text}"]').click()
+        self.until(lambda d: self.xpath(f'{within}//*[self::p or self::span][normalize-space()="{text}"]').click() or True)
 
     def scroll_to(self, element) -> None:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
