@@ -10,7 +10,7 @@ from medsearch.access import LOCAL, User
 from medsearch.failures import STORAGE_ERRORS
 from medsearch.i18n import Texts
 from medsearch.records import MedSearchError
-from views.common import current_user, failure, language_switch, role_name, signin_configured, texts, streamlit_words
+from views.common import current_user, failure, language_switch, role_name, signin_configured, streamlit_words, texts
 
 TEXTS = Texts({
     "search": ("Search", "检索"), "compare": ("Compare BM25 vs dense", "BM25 与稠密检索对比"),

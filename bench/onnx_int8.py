@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--medquad", type=int, default=800, help="MedQuAD Q/A pairs kept")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "onnx_int8.md")
     args = parser.parse_args()
-    import torch
     import onnxruntime
+    import torch
 
     work = Path(tempfile.mkdtemp(prefix="medsearch-onnx-bench-"))
     sets = {"demo (zh+en)": DEMO_DIR}

@@ -160,13 +160,13 @@ def phase_vectors(n: int, home: Path, count: int, milvus: str | None) -> dict:
     table = ChunkTable(found.db, found.generation, len(rows))
     report, exact, kept = {"vectors_mb": _size_mb(out)}, None, None
     for kind in ("flat", "hnsw", "ivfpq"):
-        store, build_s = _timed(lambda: FaissStore.build(out, kind, table.matching, base.shape[1]))
+        store, build_s = _timed(lambda: FaissStore.build(out, kind, table.matching, base.shape[1]))  # noqa: B023  (called at once)
         described = store.save(f"bench-{kind}")
         _, top = store.search(asked, 10)
         exact = top if kind == "flat" else exact
         entry = {"build_s": round(build_s, 1), "index_mb": round((out / described["file"]).stat().st_size / 1e6, 1),
                  "recall@10": round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, top)])), 4),
-                 **_latency(lambda q: store.search(q[None], 10), list(asked))}
+                 **_latency(lambda q: store.search(q[None], 10), list(asked))}  # noqa: B023  (called at once)
         report[f"faiss_{kind}"] = entry
         if kind == ("hnsw" if n >= 50_000 else "flat"):
             kept = described
@@ -208,7 +208,7 @@ def _milvus(uri: str, file, rows: np.ndarray, found, asked: np.ndarray, exact: n
         report[f"milvus_{kind}"] = {
             "insert_s": round(insert_s, 1), "indexed_s": round(time.perf_counter() - start, 1), "indexed_rows": indexed,
             "recall@10": round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, top)])), 4),
-            **_latency(lambda q: store.search(q[None], 10), list(asked)[:50])}
+            **_latency(lambda q: store.search(q[None], 10), list(asked)[:50])}  # noqa: B023  (called at once)
         store.drop()
     return report
 
@@ -222,7 +222,7 @@ def phase_search(n: int, home: Path, count: int) -> dict:
     encoder = load_encoder(MODEL)
     report = {"query_encode": _latency(lambda q: encoder.encode([q], query=True), asked[:100])}
     for kind in ("dense", "hybrid", "auto"):
-        report[kind] = _latency(lambda q: found.search(q, 10, kind), asked[:100])
+        report[kind] = _latency(lambda q: found.search(q, 10, kind), asked[:100])  # noqa: B023  (called at once)
     report["dense_filtered"] = _latency(lambda q: found.search(q, 10, "dense", filters={"department": "rare-ward"}),
                                         asked[:100])
     report["search_peak_mb"] = round(_peak_mb())

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medsearch.collection import Collection
-from medsearch.modelref import ModelRef
-from medsearch.records import MedSearchError
-from medsearch.metrics import evaluate_run, run_from_hits
-from medsearch.records import Hit
 from medsearch.limits import checked_query
+from medsearch.metrics import evaluate_run, run_from_hits
+from medsearch.modelref import ModelRef
+from medsearch.records import Hit, MedSearchError
 
 DEPTH = 100
 SHOWN_METRICS = ("ndcg@10", "mrr@10", "recall@10")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import read_text

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from medsearch.collection import BuildOptions, Collection, EvalSet, Progress
-from medsearch.home import medsearch_home
 from medsearch.encoders import canonical, default_model
+from medsearch.home import medsearch_home
 from medsearch.metrics import METRICS, evaluate_run, run_from_hits
 from medsearch.records import Document, MedSearchError
 from medsearch.text import language_mix

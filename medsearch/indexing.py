@@ -31,8 +31,8 @@ from medsearch.encoders import Encoder, canonical, default_model, load_encoder
 from medsearch.layout import encode_cache, encode_caches, model_folder, write_manifest
 from medsearch.metrics import evaluate_run, run_from_hits
 from medsearch.pipeline import DEPTH, Pipeline, from_coverage, tune
-from medsearch.relevance import calibrate_on
 from medsearch.records import Document, Hit, MedSearchError
+from medsearch.relevance import calibrate_on
 from medsearch.retrieval import best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TermCounts, TfidfRetriever
 from medsearch.text import Tokenizer, detect_lang, language_mix
@@ -72,7 +72,7 @@ def estimate(documents: Sequence[Document], chunk_size: int, overlap: int, model
     for spec in (models if models is not None else [default_model(language_mix(texts))]) if texts else []:
         encoder = passage_encoder(spec, home)
         encoder.encode(texts[:2], query=False)
-        found[canonical(spec)] = _timed(lambda: encoder.encode(texts, query=False))
+        found[canonical(spec)] = _timed(lambda: encoder.encode(texts, query=False))  # noqa: B023  (called at once)
     return {key: value if key == "chunks" else value / max(len(texts), 1) * len(chunks) for key, value in found.items()}
 
 

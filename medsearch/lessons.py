@@ -14,10 +14,10 @@ from medsearch.collection import Collection
 from medsearch.compare import judged
 from medsearch.encoders import Encoder
 from medsearch.grounding import Answer, Passage, extractive_answer, grounded_prompt, passages_from_hits
+from medsearch.limits import checked_query
 from medsearch.losses import LOSSES
 from medsearch.records import MedSearchError
 from medsearch.text import Tokenizer
-from medsearch.limits import checked_query
 
 RAG_QUESTION = "孕妇能吃头孢吗？"
 SPARSE_QUERY = "吃完饭胸口火辣辣的，还总往上冒酸水"

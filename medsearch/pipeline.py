@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 
-from medsearch.fusion import rrf, weighted
 from medsearch.filters import Filter
+from medsearch.fusion import rrf, weighted
 from medsearch.i18n import REASONS
 from medsearch.records import Hit
 from medsearch.retrieval import Retriever, search_many, side_by_side

@@ -18,6 +18,7 @@ from pathlib import Path
 from medsearch.home import folder_name, medsearch_home
 from medsearch.records import MedSearchError
 
+
 def models_root(home: str | Path | None = None) -> Path:
     """The folder holding all fine-tuned models."""
     return medsearch_home(home) / ".models" / "finetuned"

@@ -15,9 +15,9 @@ import hashlib
 import io
 import json
 import random
-from itertools import zip_longest
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from medsearch.collection import Collection
 from medsearch.compare import judged
@@ -25,8 +25,8 @@ from medsearch.ingest.common import fail
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
 from medsearch.ingest.jsonfile import load_jsonl
-from medsearch.records import MedSearchError
 from medsearch.limits import checked_query
+from medsearch.records import MedSearchError
 
 FIELDS = ("query", "positive", "negative")
 Progress = Callable[[str, int, int], None]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from medsearch.collection import Collection
 from medsearch.demo import DEMO_DIR
 
+
 def relevant(qid: str) -> set[str]:
     rows = (line.split("\t") for line in (DEMO_DIR / "qrels" / "test.tsv").read_text().splitlines()[1:])
     return {doc for q, doc, grade in rows if q == qid and int(grade) > 0}

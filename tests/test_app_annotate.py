@@ -115,7 +115,7 @@ def test_query_list_gives_the_next_unlabeled_query(restore_demo, open_app):
     app = open_app(demo_home, "en", PAGE)
     app.text_input(key="annotator").input("bob").run()
     Store.of("demo", demo_home).label("What is gout?", "d001", "x", "skip", "bob")
-    app.file_uploader(key="annotate_list").set_value(("queries.txt", "What is gout?\nHbA1c\n".encode(), "text/plain")).run()
+    app.file_uploader(key="annotate_list").set_value(("queries.txt", b"What is gout?\nHbA1c\n", "text/plain")).run()
     assert any("1 of 2 queries labeled" in c.value for c in app.caption)
     click(app, "Next unlabeled query from the list")
     assert app.text_input(key="annotate_query").value == "HbA1c"

@@ -1,8 +1,7 @@
 """The Answers page through AppTest: a streamed, cited answer; ratings and wrong citations reach the store."""
 
-from html import unescape as visible
-
 import json
+from html import unescape as visible
 
 from medsearch.store import Store
 

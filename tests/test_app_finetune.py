@@ -1,8 +1,7 @@
 """The Fine-tune page through AppTest: a real background run on mined triplets, followed to the end, then used."""
 
-from html import unescape as visible
-
 import time
+from html import unescape as visible
 
 from medsearch.collection import Collection
 from medsearch.store import Store

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from medsearch.collection import (BuildOptions, Collection, EvalSet, delete_collection, list_collections,
-                                  validate_name)
+import medsearch.indexing as indexing
+from medsearch.collection import BuildOptions, Collection, EvalSet, delete_collection, list_collections, validate_name
 from medsearch.encoders import bundled_minilm
 from medsearch.fusion import rrf
 from medsearch.layout import read_manifest
@@ -16,7 +16,6 @@ from medsearch.modelref import ModelRef, finetuned
 from medsearch.records import Document, Hit, MedSearchError
 from medsearch.retrieval import best_per_document, by_document, side_by_side
 from medsearch.sparse import TfidfRetriever
-import medsearch.indexing as indexing
 
 DOCS = [
     Document("htn", "高血压患者应限制食盐摄入，每天不超过5克，并规律服用降压药。", "高血压饮食", "指南", {"department": "cardiology"}),

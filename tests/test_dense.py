@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from medsearch.dense import DenseRetriever
-from medsearch.encoders import (MINILM, OpenAIEmbeddingEncoder, bundled_minilm, default_model,
-                                family_prefixes, load_encoder)
+from medsearch.encoders import (
+    MINILM,
+    OpenAIEmbeddingEncoder,
+    bundled_minilm,
+    default_model,
+    family_prefixes,
+    load_encoder,
+)
 from medsearch.records import MedSearchError
 from medsearch.retrieval import ChunkTable
 from medsearch.vectors import FaissStore

@@ -2,7 +2,8 @@
 
 import pytest
 
-from medsearch.endpoints import endpoint as allowed_endpoint, load_endpoints, scrub
+from medsearch.endpoints import endpoint as allowed_endpoint
+from medsearch.endpoints import load_endpoints, scrub
 from medsearch.generators import OpenAIChatGenerator, generate, make_generator
 from medsearch.records import MedSearchError
 from tests.chat_server import PIECES, _Chat

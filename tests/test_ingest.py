@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from medsearch.ingest import IngestOptions, RaggedRows, detect_format, read_documents, read_many, save_upload, table_columns
+from medsearch.ingest import (
+    IngestOptions,
+    RaggedRows,
+    detect_format,
+    read_documents,
+    read_many,
+    save_upload,
+    table_columns,
+)
 from medsearch.ingest.encoding import read_text
 from medsearch.limits import TooManyRows
 from medsearch.records import MedSearchError

@@ -1,15 +1,15 @@
 """The Learn page through Streamlit's AppTest, and its lessons, on the demo collection."""
 
-from html import unescape as visible
-
 import json
 import re
+from html import unescape as visible
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from medsearch.lessons import DENSE_QUERY, demo_triplet, relevant, says_without_words
 from medsearch.text import Tokenizer
+
 
 @pytest.fixture
 def page(demo_home, open_app):

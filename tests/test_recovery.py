@@ -4,10 +4,10 @@ evaluation caches kept apart; objects opened before a rebuild; the app's cache o
 import gc
 import json
 import os
-import time
 import shutil
 import subprocess
 import sys
+import time
 import weakref
 from pathlib import Path
 

@@ -1,9 +1,8 @@
-from medsearch.chunking import chunk_documents, chunk_text, split_sentences
-from medsearch.records import Document
-from medsearch.text import Tokenizer, detect_lang, language_mix
-
 import pytest
-from medsearch.records import MedSearchError
+
+from medsearch.chunking import chunk_documents, chunk_text, split_sentences
+from medsearch.records import Document, MedSearchError
+from medsearch.text import Tokenizer, detect_lang, language_mix
 
 
 def test_tokenizer_mixes_jieba_and_english_stemming():

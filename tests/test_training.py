@@ -12,8 +12,15 @@ import pytest
 
 from medsearch.encoders import load_encoder
 from medsearch.records import MedSearchError
-from medsearch.training import (TrainConfig, TrainingCancelled, evaluate_models, fine_tune, load_triplets,
-                                split_held_out, train)
+from medsearch.training import (
+    TrainConfig,
+    TrainingCancelled,
+    evaluate_models,
+    fine_tune,
+    load_triplets,
+    split_held_out,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

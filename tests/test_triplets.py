@@ -10,8 +10,19 @@ from medsearch.compare import judged
 from medsearch.i18n import FILE_ERRORS
 from medsearch.records import Document, MedSearchError
 from medsearch.store import Store
-from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
-                                next_candidate, read_queries, read_triplets, suggested_negatives, write_triplets)
+from medsearch.triplets import (
+    MiningOptions,
+    candidates,
+    mine,
+    near_positives,
+    next_candidate,
+    pairs_from_eval,
+    pairs_from_file,
+    read_queries,
+    read_triplets,
+    suggested_negatives,
+    write_triplets,
+)
 
 SEED = [{"query": "孕妇能吃头孢吗？", "positive": "头孢菌素在妊娠期相对安全。", "negative": "喹诺酮类孕妇禁用。"},
         {"query": "What is gout?", "positive": "Gout is arthritis caused by urate crystals.", "negative": None}]

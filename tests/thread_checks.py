@@ -85,7 +85,7 @@ def faiss() -> Callable[[], object]:
 
 def torch() -> Callable[[], object]:
     """sentence-transformers on torch with a Hugging Face fast tokenizer (the bundled MiniLM), batch sizes differing."""
-    from medsearch.encoders import SentenceTransformerEncoder, MINILM
+    from medsearch.encoders import MINILM, SentenceTransformerEncoder
 
     encoder = SentenceTransformerEncoder(MINILM)
     texts = [f"Patient {i} reports chest pain, shortness of breath and a dry cough for {i} days." * (1 + i % 3)

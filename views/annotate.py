@@ -8,9 +8,20 @@ from medsearch.inert import inert
 from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
 from medsearch.store import Store
-from medsearch.triplets import (MiningOptions, candidates, mine, near_positives, pairs_from_eval, pairs_from_file,
-                                next_candidate, read_queries, read_triplets, suggested_negatives, write_triplets)
-from views.common import local_time, failure, guarded, pick_collection, progress_bar, require, signin_configured, texts
+from medsearch.triplets import (
+    MiningOptions,
+    candidates,
+    mine,
+    near_positives,
+    next_candidate,
+    pairs_from_eval,
+    pairs_from_file,
+    read_queries,
+    read_triplets,
+    suggested_negatives,
+    write_triplets,
+)
+from views.common import failure, guarded, local_time, pick_collection, progress_bar, require, signin_configured, texts
 
 TEXTS = Texts({
     "title": ("Annotate triplets", "标注三元组"),

@@ -6,10 +6,10 @@ from medsearch.endpoints import Endpoint, load_endpoints
 from medsearch.generators import make_generator
 from medsearch.grounding import answer_markdown
 from medsearch.i18n import Texts
+from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.rag import Asking, generator_for
 from medsearch.records import MedSearchError
 from medsearch.store import Store
-from medsearch.limits import MAX_QUERY_CHARS
 from views.common import failure, guarded, passage_card, pick_collection, require, texts
 
 TEXTS = Texts({

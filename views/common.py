@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
 from medsearch.access import LOCAL, User, load_roles
 from medsearch.collection import Collection, CollectionChanged, list_collections
 from medsearch.demo import DEMO_NAME, ensure_demo
+from medsearch.failures import REASONS, STORAGE_ERRORS, first_line, storage_reason
 from medsearch.grounding import Passage
 from medsearch.i18n import FILE_ERRORS, LANGUAGES, Texts
 from medsearch.indexing import UnknownDocuments, WouldBeEmpty
-from medsearch.failures import REASONS, STORAGE_ERRORS, first_line, storage_reason
+from medsearch.inert import inert
 from medsearch.ingest import RaggedRows
 from medsearch.ingest.common import IngestError
-from medsearch.inert import inert
 from medsearch.limits import QueryTooLong, TooManyRows
 from medsearch.locks import CollectionBusy
 from medsearch.metrics import evaluate_run
 from medsearch.modelref import ModelRef
-from medsearch.records import MedSearchError
 from medsearch.progress import Step, Steps
+from medsearch.records import MedSearchError
 
 T = TypeVar("T")
 

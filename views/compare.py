@@ -8,8 +8,8 @@ from medsearch.compare import Comparison, compare, judged, per_query, training_o
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
-from medsearch.records import MedSearchError
 from medsearch.limits import MAX_QUERY_CHARS
+from medsearch.records import MedSearchError
 from views.common import choose, failure, lang, model_label, pick_collection, texts
 
 TEXTS = Texts({

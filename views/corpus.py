@@ -12,17 +12,27 @@ from medsearch.collection import BuildOptions, Collection, delete_collection, li
 from medsearch.endpoints import load_endpoints
 from medsearch.home import medsearch_home
 from medsearch.i18n import Texts
+from medsearch.indexing import estimate
 from medsearch.inert import inert
-from medsearch.limits import check_rows
-from medsearch.locks import CollectionBusy
 from medsearch.ingest import EXTENSIONS, IngestOptions, read_documents, save_upload, table_columns, unique_ids
 from medsearch.ingest.common import stem
-from medsearch.records import Document, MedSearchError
+from medsearch.limits import check_rows
+from medsearch.locks import CollectionBusy
 from medsearch.modelref import finetuned
+from medsearch.records import Document, MedSearchError
 from medsearch.registry import list_models
-from medsearch.indexing import estimate
 from medsearch.vectors import INDEX_KINDS, store_choices
-from views.common import choose, duration, failure, language_name, local_time, model_label, require, texts, with_progress
+from views.common import (
+    choose,
+    duration,
+    failure,
+    language_name,
+    local_time,
+    model_label,
+    require,
+    texts,
+    with_progress,
+)
 
 TEXTS = Texts({
     "title": ("Corpus", "语料"),

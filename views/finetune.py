@@ -8,8 +8,8 @@ from medsearch.audit import record
 from medsearch.compare import per_query
 from medsearch.i18n import Texts
 from medsearch.inert import inert
-from medsearch.records import MedSearchError
 from medsearch.modelref import finetuned
+from medsearch.records import MedSearchError
 from medsearch.registry import list_models
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store

@@ -6,14 +6,27 @@ from typing import TypeVar
 
 import streamlit as st
 
+from medsearch.collection import Collection
 from medsearch.demo import DEMO_NAME, ensure_demo
 from medsearch.grounding import answer_markdown
-from medsearch.collection import Collection
 from medsearch.i18n import Texts
-from medsearch.lessons import (ANCHOR, CONCEPT, DENSE_QUERY, RAG_QUESTION, SPARSE_QUERY, TRIPLET_QUERY, Ranked,
-                               demo_triplet, grounded_demo, ranked, similarities, top_passages, triplet_losses)
-from medsearch.records import MedSearchError
+from medsearch.lessons import (
+    ANCHOR,
+    CONCEPT,
+    DENSE_QUERY,
+    RAG_QUESTION,
+    SPARSE_QUERY,
+    TRIPLET_QUERY,
+    Ranked,
+    demo_triplet,
+    grounded_demo,
+    ranked,
+    similarities,
+    top_passages,
+    triplet_losses,
+)
 from medsearch.limits import MAX_QUERY_CHARS
+from medsearch.records import MedSearchError
 from views.common import collections, failure, open_collection, passage_card, progress_bar, texts
 
 TEXTS = Texts({

@@ -9,9 +9,9 @@ from medsearch.demo import examples
 from medsearch.highlight import highlight
 from medsearch.i18n import Texts
 from medsearch.inert import inert
+from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
 from medsearch.relevance import best_level
-from medsearch.limits import MAX_QUERY_CHARS
 from views.common import choose, failure, lang, model_label, pick_collection, relevance_badge, texts
 
 TEXTS = Texts({

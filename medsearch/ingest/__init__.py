@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Union
+from typing import BinaryIO
 
 from medsearch.ingest.beir import read_beir
 from medsearch.ingest.columns import pick_columns, rows_to_documents, union_columns
@@ -33,7 +34,7 @@ __all__ = ["EXTENSIONS", "FORMATS", "ColumnMapping", "IngestOptions", "RaggedRow
            "read_many", "read_text", "save_upload", "table_columns", "unique_ids"]
 
 Reader = Callable[[bytes, str, IngestOptions], list[Document]]
-Source = Union[str, Path, tuple[str, bytes]]
+Source = str | Path | tuple[str, bytes]
 
 
 def _read_json_any(data: bytes, name: str, options: IngestOptions) -> list[Document]:

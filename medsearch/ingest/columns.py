@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from medsearch.ingest.common import IngestOptions, as_text, fail, stem, text_value
 from medsearch.records import Document

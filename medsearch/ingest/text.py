@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from medsearch.ingest.common import IngestOptions, TXT_MODES, clean_text, fail, stem
+from medsearch.ingest.common import TXT_MODES, IngestOptions, clean_text, fail, stem
 from medsearch.ingest.encoding import decode_bytes
 from medsearch.records import Document
 

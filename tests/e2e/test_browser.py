@@ -428,8 +428,8 @@ class _Tracker:
     """A local web server that records every request: a page that fetches from it leaks."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         hits = self.hits = []
 
