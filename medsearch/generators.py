@@ -18,20 +18,21 @@ line of whoever runs the server, `openai:MODEL@BASE_URL` and `hf:ID_OR_FOLDER`.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from medsearch.endpoints import OPENER, PREFIX, endpoint, scrub
+from medsearch.endpoints import PREFIX, endpoint, endpoint_errors, error_message, openai_client, scrub, sent_headers
 from medsearch.grounding import Passage, extractive_answer, grounded_prompt
 from medsearch.records import MedSearchError
+
+if TYPE_CHECKING:  # imported when first used: `import openai` takes a second
+    from openai import Stream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 Messages = list[dict[str, str]]
 _CITED_SENTENCE = re.compile(r".*?\[\d+\]\s*|.+", re.DOTALL)
@@ -81,24 +82,8 @@ class ExtractiveGenerator:
         yield from _CITED_SENTENCE.findall(answer.text)
 
 
-def _error_message(body: Any) -> str | None:
-    """The message of an error body: {"error": {"message": ...}}, {"error": "..."} or {"message": ...}."""
-    detail = body.get("error", body) if isinstance(body, dict) else None
-    message = (detail.get("message") or detail.get("detail")) if isinstance(detail, dict) else detail
-    return str(message)[:200] if message else None
-
-
-def _server_message(error: urllib.error.HTTPError, key: str) -> str:
-    """': <message>' when the body of an HTTP error holds one (the key scrubbed out), else ''."""
-    try:
-        message = _error_message(json.loads(error.read() or b"{}"))
-    except (ValueError, OSError):
-        message = None
-    return f": {scrub(message, key)}" if message else ""
-
-
 class OpenAIChatGenerator(ChatGenerator):
-    """An OpenAI-compatible `/chat/completions` endpoint, streamed as server-sent events by default.
+    """An OpenAI-compatible `/chat/completions` endpoint through the OpenAI SDK, streamed by default.
 
     The key is `api_key` ('' for none), else `$MEDSEARCH_LLM_API_KEY` (`api_key_env`), else
     `$OPENAI_API_KEY`; it is scrubbed from every error. Redirects are not followed. `timeout` bounds
@@ -114,79 +99,70 @@ class OpenAIChatGenerator(ChatGenerator):
             os.environ.get(api_key_env) or os.environ.get("OPENAI_API_KEY") or "")
         self.timeout = timeout
         self.temperature, self.max_tokens, self.streaming = temperature, max_tokens, stream
-
-    def _request(self, messages: Messages) -> urllib.request.Request:
-        key = self.api_key
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        body = {"model": self.model, "messages": messages, "stream": self.streaming,
-                "temperature": self.temperature, "max_tokens": self.max_tokens}
-        return urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        self._client = openai_client(base_url, timeout)
 
     def stream(self, messages: Messages) -> Iterator[str]:
-        try:
-            with OPENER.open(self._request(messages), timeout=self.timeout) as response:
-                if "text/event-stream" in response.headers.get("Content-Type", ""):  # a server may ignore `stream`
-                    yield from self._events(response)
-                else:
-                    yield self._reply(response.read())
-        except urllib.error.HTTPError as exc:
-            raise MedSearchError(f"LLM endpoint {self.url} answered HTTP {exc.code}{_server_message(exc, self.api_key)}.") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise self._timed_out() from exc
-            raise MedSearchError(f"LLM endpoint {self.url} is unreachable: {scrub(str(exc.reason), self.api_key)}.") from exc
-        except TimeoutError as exc:
-            raise self._timed_out() from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise MedSearchError(f"Connection to LLM endpoint {self.url} broke: {scrub(repr(exc), self.api_key)}.") from exc
+        from openai import Stream
 
-    def _events(self, response: http.client.HTTPResponse) -> Iterator[str]:
-        """Content pieces of server-sent events `data: {chunk}` up to `data: [DONE]`."""
+        with endpoint_errors(f"LLM endpoint {self.url}", self.timeout, self.api_key):
+            reply = self._client.chat.completions.create(
+                model=self.model, messages=cast(Any, messages), stream=self.streaming, temperature=self.temperature,
+                max_tokens=self.max_tokens, extra_headers=sent_headers(self.api_key))
+            if isinstance(reply, Stream):
+                with reply:
+                    yield from self._pieces(reply)
+            else:
+                yield self._whole(reply)
+
+    def _pieces(self, reply: Stream[ChatCompletionChunk]) -> Iterator[str]:
+        """The content of each streamed chunk; a server may ignore `stream` and send one whole reply."""
+        from openai.types.chat import ChatCompletion
+
+        if "text/event-stream" not in reply.response.headers.get("Content-Type", ""):
+            body = json.loads(reply.response.read())
+            yield self._whole(ChatCompletion.construct(**body) if isinstance(body, dict) else body)
+            return
         answered = False
-        for raw in response:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line.startswith("data:"):
-                continue  # blank separators, `: keep-alive` comments, event: / id: fields
-            data = line[len("data:"):].strip()
-            if data == "[DONE]":
-                return
-            piece = self._content(self._json(data), "delta")
+        for chunk in reply:
+            piece = self._content(chunk)
             if piece:
                 answered = True
                 yield piece
         if not answered:
             raise self._no_answer()
 
-    def _reply(self, body: bytes) -> str:
-        """The content of a whole (non-streamed) chat completion."""
-        content = self._content(self._json(body), "message")
+    def _whole(self, reply: object) -> str:
+        """The content of a whole (non-streamed) chat completion; an error object sent instead is reported."""
+        from openai.types.chat import ChatCompletion
+
+        if not isinstance(reply, ChatCompletion):
+            raise self._not_a_completion()
+        extra = reply.model_extra or {}
+        if extra.get("error"):
+            message = error_message(extra) or str(extra["error"])[:200]
+            raise MedSearchError(f"LLM endpoint {self.url} reported an error: {scrub(message, self.api_key)}.")
+        content = self._content(reply)
         if not content:
             raise self._no_answer()
         return content
 
-    def _json(self, data: str | bytes) -> dict[str, Any]:
-        """A JSON object sent by the endpoint; an error object it sent becomes a MedSearchError."""
-        try:
-            value = json.loads(data)
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-            raise MedSearchError(f"LLM endpoint {self.url} sent a malformed reply: {scrub(text[:80], self.api_key)!r}.")
-        if value.get("error"):
-            message = _error_message(value) or str(value["error"])[:200]
-            raise MedSearchError(f"LLM endpoint {self.url} reported an error: {scrub(message, self.api_key)}.")
-        return value
+    def _content(self, reply: ChatCompletion | ChatCompletionChunk) -> str | None:
+        """`choices[0].delta.content` of a streamed chunk, `choices[0].message.content` of a whole reply."""
+        from openai.types.chat import ChatCompletionChunk
 
-    def _content(self, body: dict[str, Any], key: str) -> str | None:
-        """`choices[0][key].content` ('delta' in a stream chunk, 'message' in a whole reply)."""
         try:
-            return body["choices"][0][key].get("content") if body.get("choices") else None
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise MedSearchError(f"LLM endpoint {self.url} sent a chunk that is not a chat completion.") from exc
+            if not reply.choices:
+                return None
+            part = reply.choices[0].delta if isinstance(reply, ChatCompletionChunk) else reply.choices[0].message
+            content = part.content
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            raise self._not_a_completion() from exc
+        if content is not None and not isinstance(content, str):
+            raise self._not_a_completion()
+        return content
 
-    def _timed_out(self) -> MedSearchError:
-        return MedSearchError(f"LLM endpoint {self.url} sent nothing for {self.timeout:g} s (timeout).")
+    def _not_a_completion(self) -> MedSearchError:
+        return MedSearchError(f"LLM endpoint {self.url} sent a reply that is not a chat completion.")
 
     def _no_answer(self) -> MedSearchError:
         return MedSearchError(f"LLM endpoint {self.url} ended its reply without any answer text.")
@@ -239,7 +215,8 @@ class HFLocalGenerator(ChatGenerator):
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source)
             dtype = "float32" if self.device == "cpu" else "auto"  # bf16 checkpoints are slow on most CPUs
-            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype).to(self.device).eval()
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype)
+            model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers types `to` as unbound
         except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
             raise MedSearchError(
                 f"Cannot load language model '{self.source}': {_first_line(exc)}. Give a local "
