@@ -3,6 +3,7 @@
 Output: corpus.jsonl (`_id`, `title`, `text`, `metadata`), queries.jsonl (`_id`,
 `text`), qrels/test.tsv and qrels/dev.tsv (`query-id  corpus-id  score`).
 Sources: neike.txt-style blocks, PubMedQA JSON, a MedQuAD XML folder (or file),
+MedMCQA (JSON Lines or Parquet: the question -> its correct option and explanation),
 and generic Q/A CSV/TSV/JSON/JSONL with question and answer columns.
 Identical answers become one document and identical questions one query, so a
 query may have several relevant documents and a document several queries.
@@ -21,12 +22,13 @@ from typing import Any
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import read_text
 from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl
+from medsearch.ingest.medmcqa import looks_like_medmcqa, read_medmcqa
 from medsearch.ingest.medquad import read_medquad
 from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
 from medsearch.ingest.text import split_blocks
 from medsearch.records import MedSearchError
 
-FORMATS = ("neike", "pubmedqa", "medquad", "qa")
+FORMATS = ("neike", "pubmedqa", "medquad", "medmcqa", "qa")
 QUESTION_NAMES = ("question", "query", "q", "问题", "提问")
 ANSWER_NAMES = ("answer", "a", "答案", "回答", "text")
 
@@ -50,6 +52,8 @@ def detect(src: Path) -> str:
         return "neike"
     if suffix == ".xml":
         return "medquad"
+    if suffix in (".json", ".jsonl", ".ndjson", ".parquet") and looks_like_medmcqa(_bytes(src)):
+        return "medmcqa"
     if suffix == ".json":
         return "pubmedqa" if is_pubmedqa(load_json(_bytes(src), src.name)) else "qa"
     if suffix in (".csv", ".tsv", ".jsonl", ".ndjson"):
@@ -91,9 +95,15 @@ def medquad_pairs(src: Path) -> list[Pair]:
     pairs = []
     for path in files:
         for d in read_medquad(_bytes(path), path.name):
-            meta = {k: d.metadata[k] for k in ("focus", "qtype", "url") if k in d.metadata}
+            meta: dict[str, object] = {k: d.metadata[k] for k in ("focus", "qtype", "url") if k in d.metadata}
             pairs.append(Pair(d.title, d.text, metadata={"source": d.source, **meta}))
     return pairs
+
+
+def medmcqa_pairs(src: Path) -> list[Pair]:
+    """Each answered question -> its correct option and explanation; subject, topic and choice type as metadata."""
+    return [Pair(d.title, d.text, metadata={"medmcqa_id": d.id, **{k: v for k, v in d.metadata.items() if k != "file"}})
+            for d in read_medmcqa(_bytes(src), src.name)]
 
 
 def _column(columns: list[str], names: Iterable[str], what: str, file: str) -> str:
@@ -125,7 +135,8 @@ def qa_pairs(src: Path) -> list[Pair]:
     return out
 
 
-READERS = {"neike": neike_pairs, "pubmedqa": pubmedqa_pairs, "medquad": medquad_pairs, "qa": qa_pairs}
+READERS = {"neike": neike_pairs, "pubmedqa": pubmedqa_pairs, "medquad": medquad_pairs, "medmcqa": medmcqa_pairs,
+           "qa": qa_pairs}
 
 
 def _key(text: str) -> str:

@@ -1,5 +1,6 @@
 """Triplets in the seed format — {"query": …, "positive": …, "negative": …} — read from and written to
-JSONL or CSV, and mined automatically from question/answer pairs with hard negatives.
+JSONL or CSV, or to Parquet and Hugging Face `datasets` folders in sentence-transformers' columns
+(anchor, positive[, negative]), and mined automatically from question/answer pairs with hard negatives.
 
 Mining: for each (question, answer) pair the answer is the positive; the collection's retrievers
 (BM25 and/or dense) rank candidates for the question, and candidates inside the rank window become
@@ -18,30 +19,42 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
+from pathlib import Path
 
 from medsearch.collection import Collection
 from medsearch.compare import judged
-from medsearch.ingest.common import fail
+from medsearch.ingest.common import fail, file_bytes
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
 from medsearch.ingest.jsonfile import load_jsonl
+from medsearch.ingest.medmcqa import is_medmcqa, medmcqa_documents
+from medsearch.ingest.parquet import is_parquet, parquet_bytes, read_dataset, read_parquet, save_dataset
 from medsearch.limits import checked_query
 from medsearch.records import MedSearchError
 
 FIELDS = ("query", "positive", "negative")
+HF_FIELDS = ("anchor", "positive", "negative")  # sentence-transformers' names, used in Parquet and datasets folders
+QUERY, QUESTION, ANSWER = ("query", "anchor"), ("question", "query", "anchor"), ("answer", "positive")
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 Progress = Callable[[str, int, int], None]
+Records = tuple[list[str] | None, list[dict]]
+
+
+def _field(row: dict, names: Sequence[str]) -> str:
+    """The first non-empty of `row`'s fields `names`, stripped ("" when none is)."""
+    return next((text for text in (str(row.get(k) or "").strip() for k in names) if text), "")
 
 
 def clean_triplets(rows: Iterable[dict], name: str) -> list[dict]:
-    """Triplets with a non-empty query and positive (an empty negative becomes None); errors name `name`."""
+    """Triplets with a non-empty query (or anchor) and positive (an empty negative becomes None); errors name `name`."""
     out = []
     for n, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise fail(name, "triplet_not_object", n=n)
-        query, positive = str(row.get("query") or "").strip(), str(row.get("positive") or "").strip()
+        query, positive = _field(row, QUERY), _field(row, ("positive",))
         if not query or not positive:
             raise fail(name, "triplet_fields", n=n)
-        negative = str(row.get("negative") or "").strip() or None
+        negative = _field(row, ("negative",)) or None
         out.append({"query": query, "positive": positive, "negative": negative,
                     **{k: row[k] for k in ("positive_id", "negative_id") if row.get(k)}})
     if not out:
@@ -49,19 +62,48 @@ def clean_triplets(rows: Iterable[dict], name: str) -> list[dict]:
     return out
 
 
-def read_triplets(data: bytes, name: str) -> list[dict]:
-    """Triplets from JSONL (seed format) or CSV/TSV with columns query, positive, negative."""
+def _records(data: bytes, name: str) -> Records:
+    """(columns, records) of a CSV/TSV or Parquet file; (None, records) of JSON Lines, whose records may differ."""
     if name.lower().endswith((".csv", ".tsv")):
-        columns, rows = read_rows(decode_bytes(data, name), name)
-        missing = [c for c in ("query", "positive") if c not in columns]
+        return read_rows(decode_bytes(data, name), name)
+    if name.lower().endswith(".parquet") or is_parquet(data):
+        return read_parquet(data, name)
+    return None, load_jsonl(data, name)
+
+
+def _triplets(records: Records, name: str) -> list[dict]:
+    columns, rows = records
+    if columns is not None:
+        missing = [" / ".join(names) for names in (QUERY, ("positive",)) if not set(names) & set(columns)]
         if missing:
             raise fail(name, "missing_columns", missing=", ".join(missing), columns=", ".join(columns))
-        return clean_triplets(rows, name)
-    return clean_triplets(load_jsonl(data, name), name)
+    return clean_triplets(rows, name)
+
+
+def read_triplets(data: bytes, name: str) -> list[dict]:
+    """Triplets from JSONL (seed format), CSV/TSV or Parquet: query (or anchor), positive, optional negative."""
+    return _triplets(_records(data, name), name)
+
+
+def triplets_from_path(path: str | Path) -> list[dict]:
+    """Triplets from a file (see `read_triplets`) or a Hugging Face `datasets` folder (its "train" split)."""
+    path = Path(path)
+    if path.is_dir():
+        return _triplets(read_dataset(path, path.name), path.name)
+    return read_triplets(file_bytes(path, path.name), path.name)
+
+
+def _hf_table(triplets: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """Rows and columns in sentence-transformers' names: anchor, positive, and negative when any triplet has one."""
+    columns = list(HF_FIELDS if any(t.get("negative") for t in triplets) else HF_FIELDS[:2])
+    return [dict(zip(HF_FIELDS, (t.get(k) for k in FIELDS))) for t in triplets], columns
 
 
 def write_triplets(triplets: Sequence[dict], fmt: str = "jsonl") -> bytes:
-    """Triplets as JSONL (seed format) or CSV bytes."""
+    """Triplets (or pairs: no negatives) as JSONL or CSV bytes in the seed format, or as Parquet in
+    sentence-transformers' columns (see `_hf_table`)."""
+    if fmt == "parquet":
+        return parquet_bytes(*_hf_table(triplets))
     rows = [{k: t.get(k) for k in FIELDS} for t in triplets]
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
@@ -70,6 +112,19 @@ def write_triplets(triplets: Sequence[dict], fmt: str = "jsonl") -> bytes:
     writer.writeheader()
     writer.writerows({k: v or "" for k, v in r.items()} for r in rows)
     return out.getvalue().encode("utf-8")
+
+
+def save_triplets(triplets: Sequence[dict], path: str | Path) -> None:
+    """Write triplets (or pairs) to `path` by its extension, .jsonl, .csv or .parquet (see `write_triplets`); a
+    path without one (or an existing folder) becomes a `datasets` folder (`Dataset.save_to_disk`)."""
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        save_dataset(*_hf_table(triplets), path)
+    elif path.suffix.lower() in SUFFIXES:
+        path.write_bytes(write_triplets(triplets, SUFFIXES[path.suffix.lower()]))
+    else:
+        raise fail(path.name, "unsupported_type", suffix=path.suffix,
+                   supported=", ".join(SUFFIXES) + ", no extension (a datasets folder)")
 
 
 @dataclass
@@ -148,22 +203,37 @@ def pairs_from_eval(collection: Collection, split: str | None = None) -> list[di
     return pairs
 
 
-def pairs_from_file(data: bytes, name: str) -> list[dict]:
-    """Question/answer pairs from CSV/TSV/JSONL with columns question (or query) and answer (or positive)."""
-    if name.lower().endswith((".csv", ".tsv")):
-        rows = read_rows(decode_bytes(data, name), name)[1]
-    else:
-        rows = load_jsonl(data, name)
+def _pairs(records: Records, name: str, first: int) -> list[dict]:
+    """Pairs from records with question/answer columns, or from MedMCQA records (`first` numbers their `cop`
+    when its values cannot tell: see `medsearch.ingest.medmcqa`)."""
+    columns, rows = records
+    if columns is None:  # JSON Lines: the first record's keys
+        columns = list(rows[0]) if rows else []
+    if is_medmcqa(columns):
+        return [{"query": d.title, "positive": d.text} for d in medmcqa_documents(rows, name, first)]
     pairs = []
     for n, row in enumerate(rows, start=1):
-        query = str(row.get("question") or row.get("query") or "").strip()
-        answer = str(row.get("answer") or row.get("positive") or "").strip()
+        query, answer = _field(row, QUESTION), _field(row, ANSWER)
         if not query or not answer:
             raise fail(name, "pair_fields", n=n)
         pairs.append({"query": query, "positive": answer})
     if not pairs:
         raise fail(name, "no_pairs")
     return pairs
+
+
+def pairs_from_file(data: bytes, name: str) -> list[dict]:
+    """Question/answer pairs from CSV/TSV/JSONL/Parquet with columns question (or query, anchor) and answer (or
+    positive), or from MedMCQA (the question and its correct option with the explanation)."""
+    return _pairs(_records(data, name), name, first=0 if is_parquet(data) else 1)
+
+
+def pairs_from_path(path: str | Path) -> list[dict]:
+    """Pairs from a file (see `pairs_from_file`) or a Hugging Face `datasets` folder (its "train" split)."""
+    path = Path(path)
+    if path.is_dir():
+        return _pairs(read_dataset(path, path.name), path.name, first=0)
+    return pairs_from_file(file_bytes(path, path.name), path.name)
 
 
 @dataclass

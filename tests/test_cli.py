@@ -122,6 +122,54 @@ def test_convert_then_evaluate(tmp_path):
     assert report["queries"] == 16 and report["mrr@10"] > 0.9
 
 
+MEDMCQA = [  # question, the four options, the correct one (1-4, as in the original release), explanation
+    ("Drug of choice for absence seizures?", ("Phenytoin", "Ethosuximide", "Valproate sodium", "Lamotrigine"), 2,
+     "Ethosuximide treats absence seizures by blocking T-type calcium channels in thalamic neurons."),
+    ("Scurvy is the deficiency of which vitamin?", ("Vitamin A", "Vitamin D", "Vitamin K", "Vitamin C"), 4,
+     "Scurvy: without ascorbic acid collagen is weak, so gums bleed."),
+    ("Antidote for paracetamol poisoning?", ("Atropine", "N-acetylcysteine", "Naloxone", "Flumazenil"), 2,
+     "In paracetamol poisoning N-acetylcysteine replenishes hepatic glutathione."),
+    ("Antidote for heparin overdose?", ("Protamine sulfate", "Vitamin K", "Desferrioxamine", "Dimercaprol"), 1,
+     "Protamine binds heparin and neutralises it."),
+    ("Night blindness is caused by deficiency of?", ("Vitamin A", "Vitamin B12", "Vitamin E", "Folic acid"), 1,
+     "Retinal from vitamin A forms rhodopsin, which rods need for vision at night."),
+    ("Colles fracture involves which bone?", ("Scaphoid", "Distal radius", "Ulnar styloid", "Humerus"), 2,
+     "A Colles fracture is a break of the distal radius after a fall on an outstretched hand."),
+    ("Virus that causes chickenpox?", ("Measles virus", "Mumps virus", "Varicella-zoster virus", "Rubella virus"), 3,
+     "Chickenpox is caused by varicella-zoster virus, which stays latent in sensory ganglia and returns as shingles."),
+    ("First-line oral drug for type 2 diabetes?", ("Glibenclamide", "Insulin", "Pioglitazone", "Metformin"), 4, None),
+    ("Organism that causes tuberculosis?", ("Mycobacterium tuberculosis", "Mycobacterium leprae",
+                                            "Streptococcus pneumoniae", "Klebsiella"), 1,
+     "Tuberculosis is caused by an acid-fast bacillus spread in airborne droplets."),
+    ("Hormone deficient in type 1 diabetes?", ("Glucagon", "Insulin", "Cortisol", "Thyroxine"), 2,
+     "In type 1 diabetes autoimmune destruction of pancreatic beta cells stops insulin secretion."),
+]
+
+
+def test_medmcqa_as_collection_evaluation_set_and_training_pairs(tmp_path):
+    home, src = tmp_path / "home", tmp_path / "train.json"  # the original release: JSON Lines named .json
+    src.write_text("".join(json.dumps({"id": f"m{n}", "question": q, **dict(zip(("opa", "opb", "opc", "opd"), options)),
+                                       "cop": cop, "choice_type": "single", "exp": exp, "subject_name": "Medicine",
+                                       "topic_name": None}) + "\n" for n, (q, options, cop, exp) in enumerate(MEDMCQA, start=1)))
+    assert "mcqa: 10 documents" in run("ingest", "mcqa", str(src), "--no-dense", home=home).stdout
+    assert "(m1; MedMCQA)" in run("search", "mcqa", "absence seizures", "--retriever", "bm25", home=home).stdout
+    assert "format medmcqa" in run("convert", str(src), str(tmp_path / "beir"), home=home).stdout
+    report = json.loads(run("evaluate", str(tmp_path / "beir"), "--retriever", "bm25", "--json", home=home).stdout)
+    assert report["queries"] == 8 and report["documents"] == 10 and report["mrr@10"] > 0.7
+    assert "10 question/answer pairs" in run("pairs", str(src), str(tmp_path / "pairs.parquet"), home=home).stdout
+    mined = run("mine", "mcqa", "--pairs", str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "triplets"),
+                "--retrievers", "bm25", "--negatives", "1", home=home)
+    assert "triplets from 10 pairs" in mined.stdout
+    from medsearch.triplets import triplets_from_path
+
+    triplets = triplets_from_path(tmp_path / "triplets")  # a datasets folder: anchor, positive, negative
+    assert triplets[0]["query"] == MEDMCQA[0][0] and triplets[0]["positive"].startswith("Ethosuximide")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 truncated")
+    bad = run("pairs", str(tmp_path / "bad.parquet"), str(tmp_path / "p.jsonl"), home=home, check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("medsearch: error: bad.parquet: not a readable Parquet file")
+    assert bad.stderr.count("\n") == 1
+
+
 def test_ask_streams_a_cited_answer(demo_home):
     done = run("ask", "demo", "孕妇能吃头孢吗？", home=demo_home)
     assert re.search(r"\[\d\]", done.stdout.splitlines()[0]) and "extractive, no language model" in done.stdout

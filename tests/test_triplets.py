@@ -1,8 +1,11 @@
 """Triplet files in the seed format, mining with the false-negative guard, annotation helpers."""
 
+import io
 import json
 import re
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from medsearch.collection import BuildOptions, Collection
@@ -18,9 +21,12 @@ from medsearch.triplets import (
     next_candidate,
     pairs_from_eval,
     pairs_from_file,
+    pairs_from_path,
     read_queries,
     read_triplets,
+    save_triplets,
     suggested_negatives,
+    triplets_from_path,
     write_triplets,
 )
 
@@ -45,7 +51,71 @@ def test_bad_triplet_files_name_file_and_problem(data, name, message):
     error = caught.value
     assert str(error).startswith(name)
     chinese = FILE_ERRORS(error.code, "zh", **dict.fromkeys(error.params, "…"))  # parameters: the file's own words
-    assert not re.search(r"[A-Za-z]{4,}", re.sub(r"query|positive|JSON", "", chinese))
+    assert not re.search(r"[A-Za-z]{4,}", re.sub(r"query|positive|anchor|JSON", "", chinese))
+
+
+PAIRS = [{"query": t["query"], "positive": t["positive"]} for t in SEED]
+
+
+@pytest.mark.parametrize("target", ["t.parquet", "hf-folder"])
+def test_parquet_and_datasets_folder_round_trips(tmp_path, target):
+    path = tmp_path / target
+    save_triplets(SEED, path)
+    assert triplets_from_path(path) == SEED
+    save_triplets(PAIRS, path)  # replaces what was there
+    assert pairs_from_path(path) == PAIRS
+    assert triplets_from_path(path) == [dict(p, negative=None) for p in PAIRS]
+    assert read_triplets(write_triplets(SEED, "parquet"), "t.parquet") == SEED
+
+
+def test_files_in_sentence_transformers_columns(tmp_path):
+    save_triplets(SEED, tmp_path / "t.parquet")
+    save_triplets(PAIRS, tmp_path / "pairs")
+    assert pq.read_table(tmp_path / "t.parquet").column_names == ["anchor", "positive", "negative"]
+    import datasets
+
+    assert datasets.load_from_disk(str(tmp_path / "pairs")).column_names == ["anchor", "positive"]
+    theirs = io.BytesIO()  # written by another tool, not by MedSearch
+    pq.write_table(pa.table({"anchor": ["What is gout?"], "positive": ["Arthritis from urate crystals."],
+                             "negative": ["Asthma narrows the airways."]}), theirs)
+    assert read_triplets(theirs.getvalue(), "st.parquet") == [
+        {"query": "What is gout?", "positive": "Arthritis from urate crystals.", "negative": "Asthma narrows the airways."}]
+    qa = io.BytesIO()
+    pq.write_table(pa.table({"question": ["头痛怎么办"], "answer": ["多休息"]}), qa)
+    assert pairs_from_file(qa.getvalue(), "qa.parquet") == [{"query": "头痛怎么办", "positive": "多休息"}]
+
+
+def test_dataset_dict_folders_give_their_train_split(tmp_path):
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"query": ["q"], "positive": ["p"], "negative": ["n"]})
+    other = datasets.Dataset.from_dict({"query": ["q2"], "positive": ["p2"], "negative": [None]})
+    datasets.DatasetDict({"test": other, "train": rows}).save_to_disk(str(tmp_path / "both"))
+    assert triplets_from_path(tmp_path / "both") == [{"query": "q", "positive": "p", "negative": "n"}]
+    datasets.DatasetDict({"validation": rows, "test": rows}).save_to_disk(str(tmp_path / "no-train"))
+    with pytest.raises(MedSearchError, match=r"^no-train: has no 'train' split \(its splits: validation, test\)"):
+        triplets_from_path(tmp_path / "no-train")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.mkdir(), "not a folder saved by Hugging Face datasets"),
+    (lambda p: p.write_bytes(b"PAR1 not really"), "not a readable Parquet file"),
+    (lambda p: pq.write_table(pa.table({"question": ["q"], "text": ["t"]}), p), r"missing column\(s\) query / anchor, positive"),
+    (lambda p: None, "file not found"),
+])
+def test_bad_parquet_and_folders_are_one_line(tmp_path, make, message):
+    path = tmp_path / "x.parquet"
+    make(path)
+    with pytest.raises(MedSearchError, match=message) as caught:
+        triplets_from_path(path)
+    assert str(caught.value).startswith("x.parquet: ") and "\n" not in str(caught.value)
+
+
+def test_targets_triplets_cannot_be_saved_to(tmp_path):
+    with pytest.raises(MedSearchError, match=r"t.txt: unsupported file type '.txt'"):
+        save_triplets(SEED, tmp_path / "t.txt")
+    with pytest.raises(MedSearchError, match=r"empty: no rows to save"):  # datasets could not load it back
+        save_triplets([], tmp_path / "empty")
 
 
 def test_mining_the_demo_gives_valid_triplets(demo_home):

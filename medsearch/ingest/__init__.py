@@ -2,8 +2,10 @@
 
 Formats (by extension, checked against the content): .csv, .tsv, .json (generic,
 or PubMedQA when it is a dict of {QUESTION, CONTEXTS} objects), .jsonl (generic, or
-BEIR when named corpus.jsonl or rows have `_id`), .txt, .md/.markdown, .pdf, .docx,
-.xml (MedQuAD). Every error is a MedSearchError whose message names the file.
+BEIR when named corpus.jsonl or rows have `_id`), .parquet (generic records), .txt,
+.md/.markdown, .pdf, .docx, .xml (MedQuAD). A .json, .jsonl or .parquet file with
+MedMCQA's keys (question, opa..opd) is read as MedMCQA. Every error is a MedSearchError
+whose message names the file.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import BinaryIO
 
 from medsearch.ingest.beir import read_beir
 from medsearch.ingest.columns import pick_columns, rows_to_documents, union_columns
-from medsearch.ingest.common import IngestOptions, fail, unique_ids
+from medsearch.ingest.common import IngestOptions, fail, file_bytes, unique_ids
 from medsearch.ingest.csvfile import RaggedRows, read_csv, read_rows
 from medsearch.ingest.docxfile import read_docx
 from medsearch.ingest.encoding import decode_bytes, read_text
 from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl, parse_json, read_jsonl
 from medsearch.ingest.markdown import read_markdown
+from medsearch.ingest.medmcqa import looks_like_medmcqa, read_medmcqa
 from medsearch.ingest.medquad import read_medquad
+from medsearch.ingest.parquet import is_parquet, read_parquet
 from medsearch.ingest.pdffile import read_pdf
 from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
 from medsearch.ingest.text import read_txt
@@ -66,14 +70,31 @@ def _read_jsonl_any(data: bytes, name: str, options: IngestOptions) -> list[Docu
     return read_jsonl(data, name, options)
 
 
+def _read_parquet(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+    """A .parquet file: one document per record, columns mapped like a CSV's."""
+    columns, rows = read_parquet(data, name)
+    if not rows:
+        raise fail(name, "no_records")
+    return rows_to_documents(rows, columns, name=name, options=options)
+
+
+def _or_medmcqa(reader: Reader) -> Reader:
+    """`reader`, except that MedMCQA content is read as MedMCQA (unless a text column was chosen)."""
+    def read(data: bytes, name: str, options: IngestOptions) -> list[Document]:
+        if looks_like_medmcqa(data) and not options.text_column:
+            return read_medmcqa(data, name, options)
+        return reader(data, name, options)
+    return read
+
+
 FORMATS: dict[str, Reader] = {
-    "csv": read_csv, "tsv": read_csv, "json": _read_json_any, "jsonl": _read_jsonl_any,
-    "beir": read_beir, "pubmedqa": _read_pubmedqa, "medquad": read_medquad,
-    "txt": read_txt, "markdown": read_markdown, "pdf": read_pdf, "docx": read_docx,
+    "csv": read_csv, "tsv": read_csv, "json": _or_medmcqa(_read_json_any), "jsonl": _or_medmcqa(_read_jsonl_any),
+    "parquet": _or_medmcqa(_read_parquet), "beir": read_beir, "pubmedqa": _read_pubmedqa, "medquad": read_medquad,
+    "medmcqa": read_medmcqa, "txt": read_txt, "markdown": read_markdown, "pdf": read_pdf, "docx": read_docx,
 }
 EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl",
-    ".ndjson": "jsonl", ".txt": "txt", ".text": "txt", ".md": "markdown",
+    ".ndjson": "jsonl", ".parquet": "parquet", ".txt": "txt", ".text": "txt", ".md": "markdown",
     ".markdown": "markdown", ".pdf": "pdf", ".docx": "docx", ".xml": "medquad",
 }
 _ALIASES = {"md": "markdown", "text": "txt", "ndjson": "jsonl", "xml": "medquad"}
@@ -86,6 +107,8 @@ def detect_format(name: str, data: bytes = b"") -> str:
         return EXTENSIONS[suffix]
     if data.startswith(b"%PDF-"):
         return "pdf"
+    if is_parquet(data):
+        return "parquet"
     if data.startswith(b"PK\x03\x04") and b"word/" in data[:4096]:
         return "docx"
     if suffix == ".doc":
@@ -111,22 +134,24 @@ def _table(name: str, data: bytes) -> tuple[list[str], list[dict]] | None:
     key = detect_format(name, data)
     if key in ("csv", "tsv"):
         return read_rows(decode_bytes(data, name), name)
+    if key not in ("json", "jsonl", "parquet") or looks_like_medmcqa(data):
+        return None
+    if key == "parquet":
+        return read_parquet(data, name)
     if key == "json":
         value = load_json(data, name)
         if is_pubmedqa(value):
             return None
         rows = json_rows(value, name)[0]
-    elif key == "jsonl":
+    else:
         rows = load_jsonl(data, name)
         if Path(name).name.lower() == "corpus.jsonl" or (rows and "_id" in rows[0]):
             return None
-    else:
-        return None
     return union_columns(rows), rows
 
 
 def table_columns(name: str, data: bytes | None = None, *, path: str | Path | None = None) -> ColumnMapping | None:
-    """Columns of a CSV/TSV/JSON/JSONL upload (`data`, or the file at `path`) with the guessed mapping;
+    """Columns of a CSV/TSV/JSON/JSONL/Parquet upload (`data`, or the file at `path`) with the guessed mapping;
     None for fixed formats or unreadable files."""
     try:
         found = _table(name, _load(path, data, name))
@@ -143,14 +168,7 @@ def _load(path: str | Path | None, data: bytes | None, name: str) -> bytes:
         return data
     if path is None:
         raise MedSearchError("read_documents needs a path or data")
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as e:
-        raise fail(name, "not_found") from e
-    except IsADirectoryError as e:
-        raise fail(name, "folder") from e
-    except OSError as e:
-        raise fail(name, "unreadable", why=e.strerror) from e
+    return file_bytes(path, name)
 
 
 def read_documents(

@@ -44,6 +44,18 @@ def fail(name: str, code: str, **params: object) -> IngestError:
     return IngestError(name, code, **params)
 
 
+def file_bytes(path: str | Path, name: str) -> bytes:
+    """The bytes of the file at `path`; a missing, unreadable or folder path is an IngestError naming `name`."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as e:
+        raise fail(name, "not_found") from e
+    except IsADirectoryError as e:
+        raise fail(name, "folder") from e
+    except OSError as e:
+        raise fail(name, "unreadable", why=e.strerror) from e
+
+
 def stem(name: str) -> str:
     """File name without folders and extension ("data/a.csv" -> "a")."""
     return Path(name).stem or "doc"
