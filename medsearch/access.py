@@ -93,6 +93,13 @@ def _role(value: object, where: str) -> Role | None:
     return Role[text]
 
 
+def _member_role(value: object, who: str) -> Role:
+    """A person's or group's role ("none" is only for the default)."""
+    role = _role(value, who)
+    assert role is not None  # only the default may be "none"
+    return role
+
+
 def roles_path(home: str | Path | None = None) -> Path:
     """Where the roles file is: `$MEDSEARCH_ROLES`, else `<home>/roles.toml`."""
     return Path(os.environ.get("MEDSEARCH_ROLES") or medsearch_home(home) / "roles.toml")
@@ -107,6 +114,6 @@ def load_roles(home: str | Path | None = None) -> Roles:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MedSearchError(f"Roles file {path} is not valid TOML: {exc}") from None
-    people = tuple((str(k).strip().lower(), _role(v, str(k))) for k, v in raw.get("people", {}).items())
-    groups = tuple((str(k), _role(v, str(k))) for k, v in raw.get("groups", {}).items())
+    people = tuple((str(k).strip().lower(), _member_role(v, str(k))) for k, v in raw.get("people", {}).items())
+    groups = tuple((str(k), _member_role(v, str(k))) for k, v in raw.get("groups", {}).items())
     return Roles(_role(raw.get("default", "viewer"), "default"), people, groups)

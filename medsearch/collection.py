@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from medsearch import __version__
 from medsearch.corpusdb import FILE, ChunkTable, CorpusDB, Rows
+from medsearch.dense import DenseRetriever
 from medsearch.encoders import canonical, default_model_reason
 from medsearch.filters import Filter
 from medsearch.home import discard, folder_name, medsearch_home, replace_folder
@@ -34,7 +35,7 @@ from medsearch.retrieval import Retriever, best_per_document, by_document, searc
 from medsearch.searching import Retrievers
 from medsearch.store import drop_store
 from medsearch.text import Tokenizer
-from medsearch.vectors import open_store
+from medsearch.vectors import milvus_store
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -226,6 +227,10 @@ class Collection:
         loaded once."""
         return self.retrievers.get(kind, canonical(model) if model else self.default_model)
 
+    def dense(self, model: str | None = None) -> DenseRetriever:
+        """The dense retriever of a model (default: the collection's), as `retriever("dense", model)`."""
+        return self.retrievers.dense(canonical(model) if model else self.default_model)
+
     def pipeline(self, model: str | None = None) -> Pipeline:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""
         return self.retrievers.pipeline(canonical(model) if model else self.default_model)
@@ -254,7 +259,7 @@ class Collection:
     def judge(self) -> RelevanceJudge | None:
         """Levels hits high / medium / low with the default model (`medsearch.relevance`); None without one."""
         model = self.default_model
-        return RelevanceJudge(self.retriever("dense", model), self.calibration()) if model else None
+        return RelevanceJudge(self.dense(model), self.calibration()) if model else None
 
     def calibration(self) -> Calibration | None:
         """The default model's relevance thresholds (learned at build, else the demo's), without loading it."""
@@ -390,4 +395,4 @@ def drop_external(folder: Path) -> None:
         return
     for info in manifest.get("dense", {}).values():
         if info.get("store", {}).get("kind") == "milvus":
-            open_store(folder, info["store"]).drop()
+            milvus_store(info["store"]).drop()

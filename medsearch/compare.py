@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medsearch.collection import Collection
 from medsearch.limits import checked_query
-from medsearch.metrics import evaluate_run, run_from_hits
+from medsearch.metrics import evaluate_run, query_scores, run_from_hits
 from medsearch.modelref import ModelRef
 from medsearch.records import Hit, MedSearchError
 
@@ -92,7 +92,7 @@ def per_query(collection: Collection, retrievers: Sequence[str] = ("bm25", "dens
     scores = {}
     for kind in retrievers:
         hits = collection.search_documents(texts, DEPTH, kind, model)
-        scores[kind] = evaluate_run(qrels, run_from_hits(dict(zip(ids, hits))), (metric,), per_query=True)[metric]
+        scores[kind] = query_scores(qrels, run_from_hits(dict(zip(ids, hits))), metric)
     return [{"qid": q, "query": eval_set.queries[q], **{kind: scores[kind].get(q, 0.0) for kind in retrievers}}
             for q in ids]
 
@@ -167,12 +167,12 @@ def training_queries(model: str | None, home: str | Path | None = None) -> set[s
 def training_overlap(collection: Collection, model: str | None) -> TrainingOverlap | None:
     """Which of the collection's judged queries (those `per_query` runs) a fine-tuned dense model was trained on;
     None for a model that was not fine-tuned here (a bundled or hub model)."""
-    if finetuned_name(model) is None:
+    if model is None or finetuned_name(model) is None:
         return None
     eval_set = collection.eval_set
     ids = sorted({q for split in eval_set.qrels.values() for q in split if q in eval_set.queries}) if eval_set else []
     trained = training_queries(model, collection.folder.parent)
-    if trained is None:
+    if trained is None or eval_set is None:
         return TrainingOverlap(model, len(ids), [], known=False)
     return TrainingOverlap(model, len(ids), [q for q in ids if eval_set.queries[q].strip() in trained],
                            trained=frozenset(trained))

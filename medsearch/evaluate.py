@@ -10,8 +10,8 @@ from pathlib import Path
 from medsearch.collection import BuildOptions, Collection, EvalSet, Progress
 from medsearch.encoders import canonical, default_model
 from medsearch.home import medsearch_home
-from medsearch.metrics import METRICS, evaluate_run, run_from_hits
-from medsearch.records import Document, MedSearchError
+from medsearch.metrics import METRICS, evaluate_run, query_scores, run_from_hits
+from medsearch.records import Document, Hit, MedSearchError
 from medsearch.text import language_mix
 
 BATCH = 256
@@ -99,18 +99,18 @@ def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = No
     queries, qrels = eval_set.split(split)
     if not queries:
         raise MedSearchError(f"No queries with qrels in split '{split}'.")
-    ids, results = list(queries), {}
+    ids, results = list(queries), dict[str, list[Hit]]()
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         results.update(zip(batch, collection.search_documents([queries[q] for q in batch], 100, retriever, model)))
         if progress:
             progress(f"search {retriever}", len(results), len(ids))
     run = run_from_hits(results)
-    report = {**evaluate_run(qrels, run, METRICS), "retriever": retriever, "model": canonical(model) if model else None,
+    report: dict[str, object] = {**evaluate_run(qrels, run, METRICS), "retriever": retriever, "model": canonical(model) if model else None,
               "split": split, "queries": len(queries), "documents": len(docs)}
     if retriever == "auto":
         pipeline = collection.pipeline(model) if model else None
         report["pipeline"] = {**pipeline.to_dict(), "explanation": pipeline.explain()} if pipeline else None
     if per_query:
-        report["per_query"] = evaluate_run(qrels, run, ("ndcg@10",), per_query=True)["ndcg@10"]
+        report["per_query"] = query_scores(qrels, run)
     return report

@@ -36,7 +36,7 @@ from medsearch.relevance import calibrate_on
 from medsearch.retrieval import best_per_document, search_many
 from medsearch.sparse import BM25Retriever, TermCounts, TfidfRetriever
 from medsearch.text import Tokenizer, detect_lang, language_mix
-from medsearch.vectors import FaissStore, VectorFile, open_store
+from medsearch.vectors import FaissStore, VectorFile, VectorStore, milvus_store, open_store
 
 Progress = Callable[[str, int, int], None]
 DOC_BATCH = 500
@@ -169,6 +169,7 @@ def encode_rows(file: VectorFile, db: CorpusDB, rows: np.ndarray, spec: str, cac
                 encoder = passage_encoder(spec, cache.parents[3])
                 progress("load model", 1, 1)
             if todo:
+                assert encoder is not None  # loaded above when there is anything to encode
                 fresh = encoder.encode([texts[i] for i in todo], query=False)
                 known |= dict(zip(todo, fresh))
             vectors = np.stack([known[i] for i in range(len(texts))]).astype(np.float32)
@@ -222,7 +223,7 @@ def new_store(out: Path, rows: np.ndarray, db: CorpusDB, dim: int, options, name
         return store.describe()
     if options.vector_store != "faiss":
         raise MedSearchError(f"Unknown vector store '{options.vector_store}': use faiss or milvus://HOST:PORT.")
-    return FaissStore.build(out, options.vector_index, dim=dim).save(tag)
+    return FaissStore.build(out, options.vector_index, None, dim).save(tag)
 
 
 def milvus_name(name: str, spec: str, tag: str) -> str:
@@ -247,7 +248,7 @@ def build_dense(folder: Path, db: CorpusDB, spec: str, gen: int, options, name: 
 
 
 def update_dense(folder: Path, db: CorpusDB, info: dict, spec: str, old: int, gen: int, cache: Path,
-                 progress: Progress) -> tuple[dict, object]:
+                 progress: Progress) -> tuple[dict, VectorStore]:
     """Encode only the chunks generation `gen` added since `old`, add them, and keep the retired ones out.
     Returns the new description and the store (Milvus removals wait until the manifest is switched)."""
     out = folder / "dense" / info["folder"]
@@ -393,7 +394,8 @@ def _apply(folder: Path, db: CorpusDB, manifest: dict, gen: int, add: Sequence[D
     changed = bool(add or delete)
     sparse, bm25 = (build_sparse(folder, db, gen, options["bm25_method"], progress, manifest["sparse"], old)
                     if changed else (manifest["sparse"], None))
-    dense, stores = {}, []
+    dense: dict[str, dict] = {}
+    stores: list[VectorStore] = []
     for spec, info in manifest["dense"].items():
         if changed:
             dense[spec], store = update_dense(folder, db, info, spec, old, gen, encode_cache(folder.parent, name, spec),
@@ -436,7 +438,7 @@ def reindex(folder: Path, manifest: dict, vector_index: str, vector_store: str, 
         write_manifest(folder, updated)
         for spec, info in manifest["dense"].items():
             if info["store"]["kind"] == "milvus" and info["store"] != dense[spec]["store"]:
-                open_store(folder, info["store"]).drop()
+                milvus_store(info["store"]).drop()
         _drop_unreferenced(folder, updated, db)
     finally:
         db.close()
@@ -462,7 +464,7 @@ def settle(folder: Path, db: CorpusDB, manifest: dict) -> None:
     for info in manifest["dense"].values():
         VectorFile(folder / "dense" / info["folder"], info["dim"]).truncate(info["vectors"])
         if info["store"]["kind"] == "milvus" and len(gone):
-            store = open_store(folder, info["store"])
+            store = milvus_store(info["store"])
             store.remove(gone)
             store.flush()
     _drop_unreferenced(folder, manifest, db)

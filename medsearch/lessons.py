@@ -104,7 +104,7 @@ def demo_triplet(collection: Collection, qid: str = TRIPLET_QUERY, depth: int = 
     grades = relevant(collection, query)
     if not grades:
         raise MedSearchError(f"Collection '{collection.name}' has no judged query '{qid}' with a relevant document.")
-    positive = max(grades, key=grades.get)
+    positive = max(grades, key=lambda doc: grades[doc])
     hits = collection.search_documents([query], depth, "bm25")[0]
     negative = next((h.doc_id for h in hits if h.doc_id not in grades), None)
     if negative is None:
@@ -124,6 +124,6 @@ def triplet_losses(encoder: Encoder, triplet: Triplet) -> TripletScores:
 def grounded_demo(collection: Collection, question: str, k: int = 3) -> GroundedDemo:
     """Top-k passages for a question, the grounded prompt over them, and the extractive answer."""
     passages = top_passages(collection, question, k)
-    encoder = collection.retriever("dense").encoder if collection.default_model else None
+    encoder = collection.dense().encoder if collection.default_model else None
     answer = extractive_answer(question, passages, encoder, collection.tokenizer)
     return GroundedDemo(passages, grounded_prompt(question, passages), answer)

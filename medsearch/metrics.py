@@ -28,12 +28,17 @@ def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float
     return {qid: {h.doc_id: float(len(hits) - h.rank + 1) for h in hits} for qid, hits in results.items()}
 
 
-def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS,
-                 per_query: bool = False) -> dict[str, float] | dict[str, dict[str, float]]:
-    """Mean metrics over the queries of `qrels` (a query with no hits scores 0).
+def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
+    """Mean metrics over the queries of `qrels` (a query with no hits scores 0)."""
+    return {m: round(sum(values.values()) / max(len(values), 1), 4) for m, values in _per_query(qrels, run, metrics).items()}
 
-    With `per_query=True`, returns {metric: {query id: value}} instead.
-    """
+
+def query_scores(qrels: Qrels, run: Run, metric: str = "ndcg@10") -> dict[str, float]:
+    """One metric per judged query of `qrels`: {query id: value}."""
+    return _per_query(qrels, run, (metric,))[metric]
+
+
+def _per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...]) -> dict[str, dict[str, float]]:
     import ranx
 
     judged = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
@@ -41,10 +46,8 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS,
     with _RANX, warnings.catch_warnings():  # one ranx call at a time (see the module docstring)
         warnings.simplefilter("ignore")
         rq, rr = ranx.Qrels(judged), ranx.Run(full_run)
-        scores = ranx.evaluate(rq, rr, list(metrics), make_comparable=True, return_mean=not per_query)
+        scores = ranx.evaluate(rq, rr, list(metrics), make_comparable=True, return_mean=False)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
-    if per_query:
-        queries = list(rq.keys())
-        return {m: dict(zip(queries, map(float, scores[m]))) for m in metrics}
-    return {m: round(float(scores[m]), 4) for m in metrics}
+    queries = list(rq.keys())
+    return {m: dict(zip(queries, map(float, scores[m]))) for m in metrics}

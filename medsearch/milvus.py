@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -188,7 +188,7 @@ def _check_name(name: str) -> None:
 class MilvusStore:
     """A Milvus collection whose primary keys are chunk rows; see the module docstring."""
 
-    kind = "milvus"
+    kind: Literal["milvus"] = "milvus"
 
     def __init__(self, client: MilvusClient, uri: str, name: str, dim: int, index: Mapping[str, Any]) -> None:
         self._client, self.uri, self.name, self.dim, self.index = client, uri, name, dim, dict(index)

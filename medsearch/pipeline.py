@@ -131,9 +131,10 @@ class AutoRetriever:
     def search_many(self, queries: list[str], k: int = 10, where: Filter | None = None) -> list[list[Hit]]:
         """BM25 for every query, the dense model (one batch) for those its plan includes, then fusion."""
         plans = [self.plan(q) for q in queries]
-        wanted = [i for i, plan in enumerate(plans) if plan.method != "bm25"]
+        wanted = [i for i, plan in enumerate(plans) if plan.method != "bm25"]  # none without a dense retriever
         found = side_by_side({"bm25": partial(search_many, self.bm25, queries, DEPTH, where)} | (
-            {"dense": partial(search_many, self.dense, [queries[i] for i in wanted], DEPTH, where)} if wanted else {}))
+            {"dense": partial(search_many, self.dense, [queries[i] for i in wanted], DEPTH, where)}
+            if wanted and self.dense else {}))
         results = [{"bm25": hits} for hits in found["bm25"]]
         for i, hits in zip(wanted, found.get("dense", [])):
             results[i]["dense"] = hits

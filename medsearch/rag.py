@@ -29,7 +29,7 @@ def generator_for(collection: Collection, spec: str | None = None, **options: ob
     """
     spec = os.environ.get("MEDSEARCH_LLM", "") if spec is None else spec
     if spec.strip().lower() in ("", "extractive"):
-        encoder = collection.retriever("dense").encoder if collection.default_model else None
+        encoder = collection.dense().encoder if collection.default_model else None
         return ExtractiveGenerator(encoder, collection.tokenizer)
     return make_generator(spec, **options)
 

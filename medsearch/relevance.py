@@ -104,7 +104,7 @@ class RelevanceJudge:
 def calibrate_on(dense: DenseRetriever, eval_set) -> Calibration | None:
     """The calibration from a collection's judged queries in a language the model reads (the dev split
     when it has MIN_QUERIES of them, else every judged query); None with fewer than 5."""
-    judged = {}
+    judged: dict[str, tuple[str, dict[str, int]]] = {}
     for split in ("dev", *(s for s in eval_set.qrels if s != "dev")) if eval_set else ():
         queries, qrels = eval_set.split(split)
         judged |= {q: (text, qrels[q]) for q, text in queries.items() if detect_lang(text) in dense.encoder.languages}

@@ -30,6 +30,8 @@ class Table(Protocol):
 
     def matching(self, where: Filter) -> np.ndarray: ...
 
+    def rows_of(self, chunk_ids: Sequence[str]) -> np.ndarray: ...
+
 
 class ChunkTable:
     """Row number → chunk id and document id, in memory (for passages outside a collection)."""
@@ -49,6 +51,11 @@ class ChunkTable:
                 continue
             out.append(Hit(self.chunk_ids[row], self.doc_ids[row], float(score), len(out) + 1, retriever))
         return out
+
+    def rows_of(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        """The rows of these chunks, in their order."""
+        at = {chunk_id: row for row, chunk_id in enumerate(self.chunk_ids)}
+        return np.asarray([at[c] for c in chunk_ids], dtype=np.int64)
 
     def matching(self, where: Filter) -> np.ndarray:
         raise TypeError("passages outside a collection have no metadata to filter on")

@@ -84,8 +84,9 @@ def start_run(triplets: Sequence[Triplet], config: TrainConfig, *, corpus: Seque
               home: str | Path | None = None) -> str:
     """Save the run's inputs and start training in a detached process; return the run id."""
     triplets = check_triplets(triplets)
-    config = TrainConfig(**{**asdict(config), "name": config.name or default_name(config.base, config.loss)})
-    ensure_free(validate_model_name(config.name), home)
+    name = config.name or default_name(config.base, config.loss)
+    config = TrainConfig(**{**asdict(config), "name": name})
+    ensure_free(validate_model_name(name), home)
     home = medsearch_home(home)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder = runs_root(home) / run_id

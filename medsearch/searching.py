@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from medsearch.corpusdb import ChunkTable
 from medsearch.dense import DenseRetriever
@@ -28,7 +28,7 @@ class Retrievers:
     `loaded` wraps every read of the folder (it raises when another build replaced this one meanwhile)."""
 
     def __init__(self, folder: Path, manifest: dict, table: ChunkTable, tokenizer: Tokenizer,
-                 loaded: Callable[[Callable[[], T]], T]) -> None:
+                 loaded: Callable[[Callable[[], Any]], Any]) -> None:
         self.folder, self.manifest, self.table, self.tokenizer, self._loaded = folder, manifest, table, tokenizer, loaded
         self._made: dict[tuple[str, str], Retriever] = {}
         self._making = threading.RLock()  # sessions share a build: each retriever loads once
@@ -60,10 +60,16 @@ class Retrievers:
             return AutoRetriever(no_dense(), bm25, None)
         if kind == "dense":
             return self._dense(model)
-        dense = self.get("dense", model)  # one copy of the vector index, however many kinds use it
+        dense = self.dense(model)  # one copy of the vector index, however many kinds use it
         if kind == "hybrid":
             return HybridRetriever({"bm25": bm25, "dense": dense}, {"bm25": 1.0, "dense": 1.0}, "rrf", DEPTH)
         return AutoRetriever(self.pipeline(model), bm25, dense, dense.encoder.languages)
+
+    def dense(self, model: str | None) -> DenseRetriever:
+        """The dense retriever of a model, as `get("dense", model)`, typed as such."""
+        found = self.get("dense", model)
+        assert isinstance(found, DenseRetriever)
+        return found
 
     def _dense(self, model: str | None) -> DenseRetriever:
         if not model or model not in self.manifest["dense"]:

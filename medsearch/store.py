@@ -57,7 +57,7 @@ def _insert_triplet(db: sqlite3.Connection, values: tuple, annotator: str, sourc
     cursor = db.execute("INSERT INTO triplets (created, updated, query, positive_id, positive, negative_id, negative, "
                         "annotator, source, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (_now(), _now(), *values, annotator, source, status))
-    return int(cursor.lastrowid)
+    return _row_id(cursor)
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
@@ -128,7 +128,7 @@ class Store:
                 "retrieval_ms, generation_ms, error, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_now(), question, answer, generator, int(extractive), json.dumps(citations),
                  json.dumps(passages, ensure_ascii=False), retrieval_ms, generation_ms, error, user))
-            return int(cursor.lastrowid)
+            return _row_id(cursor)
 
     def add_feedback(self, answer_id: int, kind: str, passage: int | None = None, doc_id: str | None = None,
                      user: str = "") -> int:
@@ -136,7 +136,7 @@ class Store:
         with self._connect() as db:
             cursor = db.execute("INSERT INTO feedback (created, answer_id, kind, passage, doc_id, user) "
                                 "VALUES (?, ?, ?, ?, ?, ?)", (_now(), answer_id, kind, passage, doc_id, user))
-            return int(cursor.lastrowid)
+            return _row_id(cursor)
 
     def add_triplet(self, query: str, *, positive_id: str | None = None, positive: str | None = None,
                     negative_id: str | None = None, negative: str | None = None, annotator: str = "",
@@ -150,7 +150,7 @@ class Store:
         with self._connect() as db:
             cursor = db.execute("INSERT INTO labels (created, query, doc_id, text, label, annotator) "
                                 "VALUES (?, ?, ?, ?, ?, ?)", (_now(), query, doc_id, text, label, annotator))
-            return int(cursor.lastrowid)
+            return _row_id(cursor)
 
     def undo_label(self, annotator: str = "") -> dict | None:
         """Remove this annotator's latest label; returns it (None when there is nothing to undo).
@@ -195,7 +195,7 @@ class Store:
             by_query.setdefault(row["query"], {}).setdefault(row["label"], []).append(row)
         out = []
         for query, groups in by_query.items():
-            negatives = groups.get("negative") or [None]
+            negatives: list[dict | None] = [*groups.get("negative", [])] or [None]
             out += [{"query": query, "positive": p["text"], "negative": n["text"] if n else None,
                      "positive_id": p["doc_id"], "negative_id": n["doc_id"] if n else None}
                     for p in groups.get("positive", []) for n in negatives]
@@ -238,3 +238,9 @@ class Store:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         return len(rows)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid

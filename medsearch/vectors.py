@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import faiss
 import numpy as np
@@ -26,6 +27,9 @@ EXACT_FILTERED = 20_000      # a filter matching at most this many chunks is sea
 COMPACT_SHARE = 0.25         # rebuild an index when this share of its vectors is deleted
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
 Resolve = Callable[[Filter], np.ndarray]
+VectorStore: TypeAlias = "FaissStore | MilvusStore"  # what a manifest entry opens as (`open_store`)
+if TYPE_CHECKING:
+    from medsearch.milvus import MilvusStore
 # One OpenMP thread per search (set in the searching thread: OpenMP keeps the setting per thread). Sessions
 # search in threads of their own, and on a busy 2-core server FAISS's thread team waits on a core someone else
 # holds (a 10k-vector exact search: 32 ms with 2 threads, 0.4 ms with one, measured while another process kept
@@ -95,6 +99,7 @@ def choose_kind(asked: str, count: int) -> str:
 
 
 def _new_index(kind: str, dim: int, sample: np.ndarray) -> tuple[faiss.Index, dict]:
+    base: faiss.Index
     if kind == "hnsw":
         base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         base.hnsw.efConstruction, base.hnsw.efSearch = 80, HNSW_EF_SEARCH
@@ -105,7 +110,7 @@ def _new_index(kind: str, dim: int, sample: np.ndarray) -> tuple[faiss.Index, di
         base = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         base.train(np.ascontiguousarray(sample, dtype=np.float32))
         base.nprobe = min(nlist, 16)
-        params = {"nlist": nlist, "m": m, "nbits": 8, "nprobe": base.nprobe}
+        params = {"nlist": nlist, "m": m, "nbits": 8, "nprobe": min(nlist, 16)}
     else:
         base, params = faiss.IndexFlatIP(dim), {}
     return faiss.IndexIDMap2(base), params
@@ -114,7 +119,7 @@ def _new_index(kind: str, dim: int, sample: np.ndarray) -> tuple[faiss.Index, di
 class FaissStore:
     """A FAISS index whose ids are chunk rows; deleted rows are kept out by an id selector until compaction."""
 
-    kind = "faiss"
+    kind: Literal["faiss"] = "faiss"
 
     def __init__(self, folder: Path, index: faiss.Index, described: dict, removed: np.ndarray,
                  resolve: Resolve | None = None) -> None:
@@ -123,7 +128,7 @@ class FaissStore:
         self.file = VectorFile(folder, described["dim"])
 
     @classmethod
-    def build(cls, folder: Path, asked: str = "auto", resolve: Resolve | None = None, dim: int | None = None,
+    def build(cls, folder: Path, asked: str, resolve: Resolve | None, dim: int,
               live: np.ndarray | None = None) -> FaissStore:
         """An index of the vectors stored in `folder` (only rows in `live`, when given)."""
         file = VectorFile(folder, dim)
@@ -198,19 +203,20 @@ class FaissStore:
         allowed = self.resolve(where) if where is not None and self.resolve else None
         if allowed is not None and len(allowed) <= EXACT_FILTERED:
             return self._exact(queries, k, allowed)
-        selector = None
+        selector: faiss.IDSelector | None = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed)
         elif len(self.removed):
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.removed))
         k = max(1, min(k, len(self)))
         if self.index_kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))  # type: ignore[attr-defined]
         elif selector is None:
             return self.index.search(queries, k)
         else:
-            params = (faiss.SearchParametersIVF(nprobe=self.described["params"]["nprobe"]) if self.index_kind == "ivfpq"
-                      else faiss.SearchParameters())
+            # faiss's generated stubs lose these classes' keyword arguments
+            params = (faiss.SearchParametersIVF(nprobe=self.described["params"]["nprobe"])  # type: ignore[call-arg]
+                      if self.index_kind == "ivfpq" else faiss.SearchParameters())
         if selector is not None:
             params.sel = selector
         return self.index.search(queries, k, params=params)
@@ -235,10 +241,13 @@ def store_choices() -> list[str]:
     return ["faiss"] + (["milvus"] if os.environ.get("MEDSEARCH_MILVUS_URI") else [])
 
 
-def open_store(folder: Path, described: dict, resolve: Resolve | None = None):
+def open_store(folder: Path, described: dict, resolve: Resolve | None = None) -> VectorStore:
     """The store a manifest entry describes: FAISS in `folder`, or a Milvus collection."""
-    if described["kind"] == "milvus":
-        from medsearch.milvus import MilvusStore
+    return milvus_store(described) if described["kind"] == "milvus" else FaissStore.open(folder, described, resolve)
 
-        return MilvusStore.open(described)
-    return FaissStore.open(folder, described, resolve)
+
+def milvus_store(described: dict) -> MilvusStore:
+    """The Milvus collection a manifest entry describes (pymilvus is imported only for these)."""
+    from medsearch.milvus import MilvusStore
+
+    return MilvusStore.open(described)

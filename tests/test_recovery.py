@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -168,5 +169,7 @@ def test_the_app_keeps_only_the_newest_build_of_a_collection(home):
     assert fresh.manifest["counts"]["documents"] == 3 and open_collection("kb", newer) is fresh
     gone = weakref.ref(cached)
     del cached
+    for warming in [t for t in threading.enumerate() if t.name == "warm-kb"]:
+        warming.join()  # opening a build warms it up in the background, holding it meanwhile
     gc.collect()
     assert gone() is None  # the older build is no longer kept in memory

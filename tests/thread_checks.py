@@ -54,12 +54,12 @@ def _queries() -> list[str]:
 
 def metrics() -> Callable[[], object]:
     """ranx through evaluate_run: mean and per-query metrics over 2,000 random queries."""
-    from medsearch.metrics import evaluate_run
+    from medsearch.metrics import evaluate_run, query_scores
 
     rng = random.Random(0)
     qrels = {f"q{i}": {f"d{rng.randint(0, 500)}": rng.randint(1, 2) for _ in range(3)} for i in range(2000)}
     run = {f"q{i}": {f"d{rng.randint(0, 500)}": rng.random() for _ in range(100)} for i in range(2000)}
-    return lambda: (evaluate_run(qrels, run), evaluate_run(qrels, run, ("ndcg@10",), per_query=True))
+    return lambda: (evaluate_run(qrels, run), query_scores(qrels, run))
 
 
 def compare() -> Callable[[], object]:

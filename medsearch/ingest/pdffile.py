@@ -23,7 +23,7 @@ def read_pdf(data: bytes, name: str, options: IngestOptions) -> list[Document]:
         locked = reader.is_encrypted and not reader.decrypt("")
         if not locked:
             pages = [page.extract_text() or "" for page in reader.pages]
-            pdf_title = str((reader.metadata or {}).get("/Title") or "").strip()
+            pdf_title = str(reader.metadata.get("/Title") or "").strip() if reader.metadata else ""
     except Exception as e:  # pypdf raises many kinds of errors on damaged files
         raise fail(name, "bad_pdf", why=f"{type(e).__name__}: {e}") from e
     if locked:
