@@ -32,7 +32,7 @@ def test_train_follow_and_use_a_static_model(restore_demo, open_app):
     assert any("started in the background" in s.value for s in app.success)
     wait_for(app, "model 'demo-static' is ready")
     shown = {visible(m.label): m.value for m in app.metric}
-    assert set(shown) == {"ndcg@10 · after", "mrr@10 · after", "recall@10 · after"}
+    assert set(shown) == {"nDCG@10 · after", "MRR@10 · after", "Recall@10 · after"}
     assert app.get("plotly_chart")  # loss curve and per-query wins/losses
     assert app.dataframe[0].value["name"].tolist()[0] == "demo-static"
     next(b for b in app.button if visible(b.label) == "Use 'demo-static' in collection 'demo'").click().run()
