@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from medsearch.home import medsearch_home
+from medsearch.jsonl import read_jsonl
 
 
 def audit_path(home: str | Path | None = None) -> Path:
@@ -47,5 +48,4 @@ def history(home: str | Path | None = None, limit: int = 200) -> list[dict]:
     path = audit_path(home)
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
-    return [json.loads(line) for line in reversed(lines) if line.strip()]
+    return read_jsonl(path)[-limit:][::-1]

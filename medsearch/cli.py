@@ -327,6 +327,46 @@ def _collections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from medsearch.registry import delete_model, list_models
+
+    if args.action == "delete":
+        if not args.name:
+            raise MedSearchError("Name the fine-tuned model to delete.")
+        if not args.yes:
+            raise MedSearchError(f"Add --yes to delete fine-tuned model '{args.name}' for good.")
+        delete_model(args.name, args.home)
+        record("delete_model", args.name, cli_user(), args.home)
+        print(f"deleted {args.name}")
+        return 0
+    cards = list_models(args.home)
+    if args.json:
+        print(json.dumps(cards, ensure_ascii=False))
+        return 0
+    for card in cards:
+        before, after = (card.get("metrics", {}).get(side, {}).get("ndcg@10") for side in ("base", "tuned"))
+        scores = f"nDCG@10 {before:.3f} -> {after:.3f}" if before is not None and after is not None else "not compared"
+        print(f"{card['name']:<30} {card.get('base', '-'):<12} {card.get('loss', '-'):<12} {scores}  {card.get('created', '')}")
+    if not cards:
+        print("no fine-tuned models")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from medsearch.audit import history
+
+    changes = history(args.home, args.limit)
+    if args.json:
+        print(json.dumps(changes, ensure_ascii=False))
+        return 0
+    for change in changes:
+        details = " ".join(f"{k}={v}" for k, v in change.items() if k not in ("time", "action", "target", "by"))
+        print(f"{change['time']}  {change['by']:<20} {change['action']:<12} {change['target']}  {details}".rstrip())
+    if not changes:
+        print("no changes recorded")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     from medsearch.searching import RETRIEVERS
@@ -445,6 +485,18 @@ def parser() -> argparse.ArgumentParser:
                                                      "labels and triplets there as JSON Lines")
     col.add_argument("--json", action="store_true")
     col.set_defaults(run=_collections)
+
+    mod = sub.add_parser("models", help="list or delete fine-tuned models")
+    mod.add_argument("action", nargs="?", choices=("list", "delete"), default="list")
+    mod.add_argument("name", nargs="?")
+    mod.add_argument("--yes", action="store_true")
+    mod.add_argument("--json", action="store_true")
+    mod.set_defaults(run=_models)
+
+    aud = sub.add_parser("audit", help="who changed what: builds, appends, deletions, training runs (newest first)")
+    aud.add_argument("--limit", type=int, default=50)
+    aud.add_argument("--json", action="store_true")
+    aud.set_defaults(run=_audit)
     return p
 
 

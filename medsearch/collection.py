@@ -24,6 +24,7 @@ from medsearch.filters import Filter
 from medsearch.home import discard, folder_name, medsearch_home, replace_folder
 from medsearch.i18n import REASONS
 from medsearch.indexing import build, change, reindex
+from medsearch.jsonl import read_jsonl
 from medsearch.layout import has_manifest, read_manifest
 from medsearch.limits import checked_query
 from medsearch.locks import writing
@@ -70,11 +71,6 @@ class EvalSet:
     def split(self, name: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
         qrels = self.qrels.get(name, {})
         return {q: self.queries[q] for q in qrels if q in self.queries}, qrels
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
 
 
 def _versions() -> dict[str, str]:
@@ -351,7 +347,7 @@ class Collection:
     def _saved_documents(self) -> Iterable[Document]:
         if self.generation:
             return self.documents.values()
-        return [Document(**row) for row in _read_jsonl(self.folder / "documents.jsonl")]  # format 1
+        return [Document(**row) for row in read_jsonl(self.folder / "documents.jsonl")]  # format 1
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medsearch.collection import Collection
+from medsearch.jsonl import read_jsonl
 from medsearch.limits import checked_query
 from medsearch.metrics import evaluate_run, query_scores, run_from_hits
 from medsearch.modelref import ModelRef
@@ -155,8 +156,7 @@ def training_queries(model: str | None, home: str | Path | None = None) -> set[s
         if not config or config.get("name") != name or not status or status.get("state") != "done":
             continue
         try:
-            with config_file.with_name("triplets.jsonl").open(encoding="utf-8") as lines:
-                triplets = check_triplets([json.loads(line) for line in lines if line.strip()])
+            triplets = check_triplets(read_jsonl(config_file.with_name("triplets.jsonl")))
         except (OSError, ValueError, MedSearchError):
             return None
         train_part, _ = split_held_out(triplets, config.get("held_out", 0.1), config.get("seed", 42))

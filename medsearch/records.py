@@ -55,3 +55,17 @@ class Hit:
     score: float
     rank: int
     retriever: str
+
+
+@dataclass
+class Passage:
+    """A retrieved passage as a person or a language model reads it (a `Hit` resolved to its text), numbered from
+    1; the one type for what retrieval shows, from answers' citations to the annotator's candidates."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    text: str
+    level: str | None = None  # relevance to the question (`medsearch.relevance`): high, medium, low
+    ranks: dict[str, int] = field(default_factory=dict)  # where each retriever put it, when several were pooled

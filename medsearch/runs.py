@@ -21,6 +21,7 @@ from pathlib import Path
 
 import medsearch
 from medsearch.home import medsearch_home
+from medsearch.jsonl import write_jsonl
 from medsearch.records import MedSearchError
 from medsearch.registry import default_name, ensure_free, register, validate_model_name
 from medsearch.training import TrainConfig, TrainingCancelled, Triplet, check_triplets, fine_tune
@@ -91,8 +92,7 @@ def start_run(triplets: Sequence[Triplet], config: TrainConfig, *, corpus: Seque
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder = runs_root(home) / run_id
     folder.mkdir(parents=True)
-    with (folder / "triplets.jsonl").open("w", encoding="utf-8") as out:
-        out.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in triplets)
+    write_jsonl(folder / "triplets.jsonl", triplets)
     if corpus:
         _write_json(folder / "corpus.json", {"texts": list(corpus)})
     _write_json(folder / "status.json", {"state": "queued", "message": "",

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from medsearch.home import medsearch_home
+from medsearch.jsonl import write_jsonl
 from medsearch.records import MedSearchError
 
 SCHEMA = """
@@ -233,11 +234,7 @@ class Store:
 
     def export_jsonl(self, table: str, path: str | Path) -> int:
         """Write a table as JSON Lines (oldest first); returns the number of rows."""
-        rows = self.rows(table, limit=-1)[::-1]
-        with Path(path).open("w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return len(rows)
+        return write_jsonl(path, self.rows(table, limit=-1)[::-1])
 
 
 def _row_id(cursor: sqlite3.Cursor) -> int:

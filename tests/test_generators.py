@@ -9,8 +9,8 @@ import time
 import pytest
 
 from medsearch.generators import ExtractiveGenerator, HFLocalGenerator, OpenAIChatGenerator, generate, make_generator
-from medsearch.grounding import NOT_FOUND, Passage, grounded_prompt, parse_citations
-from medsearch.records import MedSearchError
+from medsearch.grounding import NOT_FOUND, grounded_prompt, parse_citations
+from medsearch.records import MedSearchError, Passage
 from tests.chat_server import PIECES, _Chat
 
 PASSAGES = [

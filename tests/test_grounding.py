@@ -4,17 +4,17 @@ import re
 
 import pytest
 
+from medsearch.chunking import split_sentences
 from medsearch.fences import defenced, readable, skeleton
 from medsearch.grounding import (
     NOT_FOUND,
-    Passage,
     answer_markdown,
     extractive_answer,
     grounded_prompt,
     parse_citations,
     passages_from_hits,
-    split_sentences,
 )
+from medsearch.records import Passage
 
 FENCE = re.compile(r'<passage id="(\d+)">\n(.*?)\n</passage>', re.DOTALL)
 

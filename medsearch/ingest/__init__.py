@@ -23,13 +23,13 @@ from medsearch.ingest.common import IngestOptions, fail, file_bytes, unique_ids
 from medsearch.ingest.csvfile import RaggedRows, read_csv, read_rows
 from medsearch.ingest.docxfile import read_docx
 from medsearch.ingest.encoding import decode_bytes, read_text
-from medsearch.ingest.jsonfile import json_rows, load_json, load_jsonl, parse_json, read_jsonl
+from medsearch.ingest.jsonfile import json_documents, json_rows, load_json, load_jsonl, parse_json, read_jsonl
 from medsearch.ingest.markdown import read_markdown
 from medsearch.ingest.medmcqa import looks_like_medmcqa, read_medmcqa
 from medsearch.ingest.medquad import read_medquad
 from medsearch.ingest.parquet import is_parquet, read_parquet
 from medsearch.ingest.pdffile import read_pdf
-from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents
+from medsearch.ingest.pubmedqa import is_pubmedqa, pubmedqa_documents, read_pubmedqa
 from medsearch.ingest.text import read_txt
 from medsearch.limits import check_rows
 from medsearch.records import Document, MedSearchError
@@ -46,14 +46,7 @@ def _read_json_any(data: bytes, name: str, options: IngestOptions) -> list[Docum
     value = load_json(data, name)
     if is_pubmedqa(value) and not options.text_column:
         return pubmedqa_documents(value, name)
-    rows, keys = json_rows(value, name)
-    if not rows:
-        raise fail(name, "no_records")
-    return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)
-
-
-def _read_pubmedqa(data: bytes, name: str, options: IngestOptions) -> list[Document]:
-    return pubmedqa_documents(load_json(data, name), name)
+    return json_documents(value, name, options)
 
 
 def _read_jsonl_any(data: bytes, name: str, options: IngestOptions) -> list[Document]:
@@ -89,7 +82,7 @@ def _or_medmcqa(reader: Reader) -> Reader:
 
 FORMATS: dict[str, Reader] = {
     "csv": read_csv, "tsv": read_csv, "json": _or_medmcqa(_read_json_any), "jsonl": _or_medmcqa(_read_jsonl_any),
-    "parquet": _or_medmcqa(_read_parquet), "beir": read_beir, "pubmedqa": _read_pubmedqa, "medquad": read_medquad,
+    "parquet": _or_medmcqa(_read_parquet), "beir": read_beir, "pubmedqa": read_pubmedqa, "medquad": read_medquad,
     "medmcqa": read_medmcqa, "txt": read_txt, "markdown": read_markdown, "pdf": read_pdf, "docx": read_docx,
 }
 EXTENSIONS = {

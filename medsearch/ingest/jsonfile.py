@@ -61,9 +61,9 @@ def json_rows(value: Any, name: str) -> tuple[list[dict[str, Any]], list[str] | 
     raise fail(name, "not_records")
 
 
-def read_json(data: bytes, name: str, options: IngestOptions) -> list[Document]:
-    """One document per object of a JSON file."""
-    rows, keys = json_rows(load_json(data, name), name)
+def json_documents(value: Any, name: str, options: IngestOptions) -> list[Document]:
+    """One document per record of parsed JSON (see `json_rows`)."""
+    rows, keys = json_rows(value, name)
     if not rows:
         raise fail(name, "no_records")
     return rows_to_documents(rows, union_columns(rows), name=name, options=options, keys=keys)

@@ -36,6 +36,6 @@ def pubmedqa_documents(value: Any, name: str) -> list[Document]:
     return docs
 
 
-def read_pubmedqa(data: bytes, name: str, options: IngestOptions | None = None) -> list[Document]:
+def read_pubmedqa(data: bytes, name: str, options: IngestOptions) -> list[Document]:
     """One document per PMID of a PubMedQA JSON file."""
     return pubmedqa_documents(load_json(data, name), name)
