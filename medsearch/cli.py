@@ -148,7 +148,8 @@ def _train_reranker(args: argparse.Namespace) -> int:
     triplets = load_triplets(args.triplets)
     bar = BarProgress()
     card = train_reranker(triplets, args.base, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.lr, progress=lambda step, total: bar("train", step, total))
+                          learning_rate=args.lr, progress=lambda step, total: bar("train", step, total),
+                          home=args.home)
     record("train_reranker", str(args.out), cli_user(), args.home, triplets=len(triplets), base=args.base)
     print(f"saved a reranker to {args.out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "
           f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['train_seconds']:.0f} s")

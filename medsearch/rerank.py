@@ -131,8 +131,8 @@ def _borrowed(triplets: Sequence[dict], i: int) -> str | None:
 
 def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epochs: int = 1,
                    batch_size: int = 16, learning_rate: float = 2e-5, max_length: int = 256, seed: int = 42,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
-    """Train a cross-encoder from `base` (a folder, home:… or a cached Hugging Face id) on triplets with
+                   progress: Callable[[int, int], None] | None = None, home: str | Path | None = None) -> dict:
+    """Train a cross-encoder from `base` (a folder, home:… under `home`, or a cached Hugging Face id) on triplets with
     binary cross-entropy on (query, positive)=1 / (query, negative)=0, and save it at `out` (replaced whole);
     `progress(step, total)` after each step. Returns the card saved beside it as `medsearch.json`."""
     import torch
@@ -144,7 +144,7 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
         raise MedSearchError("Training needs a batch size and epochs of at least 1.")
     pairs = training_pairs(check_triplets(triplets))
     torch.manual_seed(seed)
-    model = _trainable(base, max_length)
+    model = _trainable(base, max_length, home)
     loss_fn = BinaryCrossEntropyLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     rng, losses, started = random.Random(seed), list[float](), time.monotonic()
@@ -175,12 +175,12 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
     return card
 
 
-def _trainable(base: str, max_length: int) -> CrossEncoder:
+def _trainable(base: str, max_length: int, home: str | Path | None) -> CrossEncoder:
     """A fresh copy of the base cross-encoder (never the one searches share), one score per pair."""
     from sentence_transformers import CrossEncoder
 
     ref = ModelRef.parse(base)
     try:
-        return CrossEncoder(ref.location(), device="cpu", num_labels=1, max_length=max_length, local_files_only=True)
+        return CrossEncoder(ref.location(home), device="cpu", num_labels=1, max_length=max_length, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
         raise MedSearchError(f"Cannot load base model '{base}': {str(exc).splitlines()[0][:200]}") from exc
