@@ -141,6 +141,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_reranker(args: argparse.Namespace) -> int:
+    from medsearch.rerank import train_reranker
+    from medsearch.training import load_triplets
+
+    triplets = load_triplets(args.triplets)
+    bar = BarProgress()
+    card = train_reranker(triplets, args.base, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                          learning_rate=args.lr, progress=lambda step, total: bar("train", step, total),
+                          home=args.home)
+    record("train_reranker", str(args.out), cli_user(), args.home, triplets=len(triplets), base=args.base)
+    print(f"saved a reranker to {args.out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "
+          f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['train_seconds']:.0f} s")
+    return 0
+
+
 def _ingest(args: argparse.Namespace) -> int:
     from medsearch.collection import BuildOptions, Collection
     from medsearch.ingest import IngestOptions, read_many
@@ -200,7 +215,10 @@ def _search(args: argparse.Namespace) -> int:
     from medsearch.relevance import abstains
 
     collection = Collection.open(args.collection, args.home)
-    hits = collection.search(args.query, args.k, args.retriever, args.model)
+    hits = collection.search(args.query, args.k, args.retriever, args.model, rerank=args.rerank, rerank_k=args.rerank_k)
+    if args.rerank:
+        took = collection.reranked(args.retriever, args.model, args.rerank, args.rerank_k).last_ms
+        print(f"reranked the top {args.rerank_k} {args.retriever} hits with {args.rerank} in {took:.0f} ms", file=sys.stderr)
     judged = collection.judged(args.query, hits)
     if args.json:
         rows = [{**vars(j.hit), "relevance": j.level, "cosine": round(j.cosine, 4),
@@ -232,14 +250,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from medsearch.evaluate import evaluate
 
     options = BuildOptions(args.chunk_size, args.overlap)
-    report = evaluate(args.folder, args.retriever, args.model, split=args.split, home=args.home,
-                      options=options, progress=None if args.json else BarProgress())
+    report = evaluate(args.folder, args.retriever, args.model, split=args.split, home=args.home, options=options,
+                      progress=None if args.json else BarProgress(), rerank=args.rerank, rerank_k=args.rerank_k)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
     print(f"{args.retriever} on {args.folder} ({report['queries']} {args.split} queries, {report['documents']} documents)")
     if report.get("model"):
         print(f"model: {report['model']}")
+    if report.get("rerank"):
+        print(f"reranked: top {report['rerank']['k']} chunks by {report['rerank']['model']}")
     if report.get("pipeline"):
         print(f"pipeline: {report['pipeline']['method']} dense weight {report['pipeline']['dense_weight']} "
               f"({report['pipeline']['explanation']})")
@@ -410,6 +430,7 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--model", help="dense model (default: the collection's)")
     srch.add_argument("-k", type=int, default=10)
     srch.add_argument("--json", action="store_true")
+    _rerank_arguments(srch)
     srch.set_defaults(run=_search)
 
     ask = sub.add_parser("ask", help="answer a question from a collection's passages, with [n] citations")
@@ -461,7 +482,18 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test")
     ev.add_argument("--chunk-size", type=int, default=500), ev.add_argument("--overlap", type=int, default=80)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _rerank_arguments(ev)
     ev.set_defaults(run=_evaluate)
+
+    trr = sub.add_parser("train-reranker", help="train a cross-encoder reranker on triplets")
+    trr.add_argument("--triplets", required=True, help="JSONL (query, positive, negative), CSV or Parquet with those "
+                                                       "columns, or a datasets folder")
+    trr.add_argument("--base", required=True, help="a cross-encoder or BERT-like folder, home:finetuned/NAME or a "
+                                                   "Hugging Face id in the local cache")
+    trr.add_argument("--out", required=True, help="folder to save the reranker in")
+    trr.add_argument("--epochs", type=int, default=1), trr.add_argument("--batch-size", type=int, default=16)
+    trr.add_argument("--lr", type=float, default=2e-5, help="learning rate")
+    trr.set_defaults(run=_train_reranker)
 
     conv = sub.add_parser("convert", help="turn Q/A data (neike.txt, PubMedQA, MedQuAD, MedMCQA, CSV/JSONL) into a BEIR folder")
     conv.add_argument("source"), conv.add_argument("out")
@@ -498,6 +530,14 @@ def parser() -> argparse.ArgumentParser:
     aud.add_argument("--json", action="store_true")
     aud.set_defaults(run=_audit)
     return p
+
+
+def _rerank_arguments(p: argparse.ArgumentParser) -> None:
+    from medsearch.rerank import K_FIRST
+
+    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder that reorders the top hits: a folder, "
+                                                     "home:finetuned/NAME or a Hugging Face id in the local cache")
+    p.add_argument("--rerank-k", type=int, default=K_FIRST, help=f"hits to rerank (default {K_FIRST})")
 
 
 def _vector_arguments(p: argparse.ArgumentParser) -> None:

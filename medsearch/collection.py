@@ -32,6 +32,7 @@ from medsearch.pipeline import DEPTH, Pipeline
 from medsearch.records import Chunk, Document, Hit, MedSearchError
 from medsearch.recovery import tidy, tidy_all
 from medsearch.relevance import Calibration, Judged, RelevanceJudge, calibration_of
+from medsearch.rerank import K_FIRST, RerankedRetriever, Reranker, load_reranker
 from medsearch.retrieval import Retriever, best_per_document, by_document, search_many
 from medsearch.searching import Retrievers
 from medsearch.store import drop_store
@@ -231,18 +232,31 @@ class Collection:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""
         return self.retrievers.pipeline(canonical(model) if model else self.default_model)
 
+    def reranked(self, retriever: str, model: str | None, rerank: str | Reranker,
+                 rerank_k: int = K_FIRST) -> RerankedRetriever:
+        """That retriever with its top `rerank_k` hits reordered by a cross-encoder (a spec, resolved under this
+        collection's home, or a loaded `Reranker`); each loads once (`last_ms`: the last rerank's time)."""
+        reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank, self.folder.parent)
+        return self.retrievers.reranked(retriever, canonical(model) if model else self.default_model, reranker,
+                                        rerank_k, self.chunks)
+
+    def _searcher(self, retriever: str, model: str | None, rerank: str | Reranker | None, rerank_k: int) -> Retriever:
+        return self.reranked(retriever, model, rerank, rerank_k) if rerank else self.retriever(retriever, model)
+
     def search(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
-               filters: Mapping[str, object] | None = None) -> list[Hit]:
+               filters: Mapping[str, object] | None = None, rerank: str | Reranker | None = None,
+               rerank_k: int = K_FIRST) -> list[Hit]:
         """Top-k chunks for a query.
 
         `filters` keeps chunks whose metadata matches: {column: value} or {column: [allowed values]},
         compared as text; an empty list of allowed values does not filter that column. Filters are applied
-        inside each index, so k hits come back whenever k chunks match.
+        inside each index, so k hits come back whenever k chunks match. `rerank` (a cross-encoder, see
+        `reranked`) reorders the retriever's top `rerank_k` hits.
         """
         if not checked_query(query).strip():
             raise MedSearchError("The query is empty.")
         where = Filter.of(filters)
-        found = self.retriever(retriever, model)
+        found = self._searcher(retriever, model, rerank, rerank_k)
         return self._loaded(lambda: found.search(query, k, where) if where else found.search(query, k))
 
     def search_by_document(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
@@ -293,10 +307,10 @@ class Collection:
             self._facets[max_values] = self._loaded(lambda: self.db.facets(self.generation, max_values))
         return self._facets[max_values]
 
-    def search_documents(self, queries: list[str], k: int = 10, retriever: str = "auto",
-                         model: str | None = None) -> list[list[Hit]]:
-        """Top-k documents (each with its best chunk) for several queries, in one batch."""
-        found = search_many(self.retriever(retriever, model), queries, max(DEPTH, 3 * k))
+    def search_documents(self, queries: list[str], k: int = 10, retriever: str = "auto", model: str | None = None,
+                         rerank: str | Reranker | None = None, rerank_k: int = K_FIRST) -> list[list[Hit]]:
+        """Top-k documents (each with its best chunk) for several queries, in one batch (`rerank`: as `search`)."""
+        found = search_many(self._searcher(retriever, model, rerank, rerank_k), queries, max(DEPTH, 3 * k))
         return [best_per_document(hits, k) for hits in found]
 
     # --- changing -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from medsearch.ingest.beir import beir_documents
 from medsearch.jsonl import read_jsonl
 from medsearch.metrics import METRICS, evaluate_run, query_scores, run_from_hits
 from medsearch.records import Document, Hit, MedSearchError
+from medsearch.rerank import K_FIRST, load_reranker
 from medsearch.text import language_mix
 
 BATCH = 256
@@ -82,8 +83,10 @@ def evaluation_collection(folder: str | Path, model: str | None, *, options: Bui
 
 def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = None, *, split: str = "test",
              home: str | Path | None = None, options: BuildOptions | None = None,
-             progress: Progress | None = None, per_query: bool = False) -> dict:
-    """Metrics of one retriever on one split of a BEIR folder (documents ranked by their best chunk)."""
+             progress: Progress | None = None, per_query: bool = False, rerank: str | None = None,
+             rerank_k: int = K_FIRST) -> dict:
+    """Metrics of one retriever on one split of a BEIR folder (documents ranked by their best chunk); `rerank`
+    names a cross-encoder that reorders each query's top `rerank_k` chunks first (`medsearch.rerank`)."""
     docs, eval_set = load_beir(folder)
     if retriever != "bm25" and retriever != "tfidf" and not model:
         model = default_model(language_mix(d.text for d in docs[:2000]))
@@ -92,15 +95,18 @@ def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = No
     queries, qrels = eval_set.split(split)
     if not queries:
         raise MedSearchError(f"No queries with qrels in split '{split}'.")
+    reranker = load_reranker(rerank, home) if rerank else None
     ids, results = list(queries), dict[str, list[Hit]]()
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
-        results.update(zip(batch, collection.search_documents([queries[q] for q in batch], 100, retriever, model)))
+        found = collection.search_documents([queries[q] for q in batch], 100, retriever, model, reranker, rerank_k)
+        results.update(zip(batch, found))
         if progress:
             progress(f"search {retriever}", len(results), len(ids))
     run = run_from_hits(results)
     report: dict[str, object] = {**evaluate_run(qrels, run, METRICS), "retriever": retriever, "model": canonical(model) if model else None,
-              "split": split, "queries": len(queries), "documents": len(docs)}
+              "split": split, "queries": len(queries), "documents": len(docs),
+              "rerank": {"model": reranker.spec, "k": rerank_k} if reranker else None}
     if retriever == "auto":
         pipeline = collection.pipeline(model) if model else None
         report["pipeline"] = {**pipeline.to_dict(), "explanation": pipeline.explain()} if pipeline else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +12,8 @@ from medsearch.dense import DenseRetriever
 from medsearch.encoders import load_encoder
 from medsearch.fusion import HybridRetriever
 from medsearch.pipeline import DEPTH, AutoRetriever, Pipeline, no_dense
-from medsearch.records import MedSearchError
+from medsearch.records import Chunk, MedSearchError
+from medsearch.rerank import RerankedRetriever, Reranker
 from medsearch.retrieval import Retriever
 from medsearch.sparse import BM25Retriever, TfidfRetriever
 from medsearch.text import Tokenizer
@@ -31,6 +32,7 @@ class Retrievers:
                  loaded: Callable[[Callable[[], Any]], Any]) -> None:
         self.folder, self.manifest, self.table, self.tokenizer, self._loaded = folder, manifest, table, tokenizer, loaded
         self._made: dict[tuple[str, str], Retriever] = {}
+        self._reranked: dict[tuple[str, str, str, int], RerankedRetriever] = {}
         self._making = threading.RLock()  # sessions share a build: each retriever loads once
 
     def get(self, kind: str, model: str | None) -> Retriever:
@@ -42,6 +44,15 @@ class Retrievers:
             if key not in self._made:
                 self._made[key] = self._loaded(lambda: self._make(kind, model))
             return self._made[key]
+
+    def reranked(self, kind: str, model: str | None, reranker: Reranker, k_first: int,
+                 chunks: Mapping[str, Chunk]) -> RerankedRetriever:
+        """The retriever of that kind with its top `k_first` hits reordered by a cross-encoder."""
+        key = (kind, model or "", reranker.spec, k_first)
+        with self._making:
+            if key not in self._reranked:
+                self._reranked[key] = RerankedRetriever(self.get(kind, model), reranker, chunks, k_first)
+            return self._reranked[key]
 
     def pipeline(self, model: str | None) -> Pipeline:
         """The `auto` pipeline chosen at build time for a model (BM25 alone without one)."""

@@ -1,0 +1,186 @@
+"""Cross-encoder reranking: a first-stage retriever finds candidates, a cross-encoder (sentence-transformers'
+`CrossEncoder`, reading query and passage together) puts its top `k_first` in order.
+
+Rerankers are named like embedding models (`medsearch.modelref`): a local folder, a fine-tuned one
+(`home:finetuned/NAME`) or a Hugging Face id already in the local cache (nothing is downloaded unless asked).
+`train_reranker` trains one from a base on (query, positive, negative) triplets.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medsearch.filters import Filter
+from medsearch.home import replace_folder
+from medsearch.modelref import ModelRef
+from medsearch.records import Chunk, Hit, MedSearchError
+from medsearch.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+K_FIRST = 20  # first-stage hits the cross-encoder reorders
+_LOADING = threading.RLock()
+
+
+class Reranker:
+    """A loaded cross-encoder: `scores(query, passages)`, higher is more relevant."""
+
+    def __init__(self, spec: str, model: CrossEncoder) -> None:
+        self.spec, self.model = spec, model
+
+    def scores(self, query: str, passages: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """The cross-encoder's score of each (query, passage) pair, in batches on CPU."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        found = self.model.predict([(query, p) for p in passages], batch_size=batch_size,
+                                   show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(found, dtype=np.float32).reshape(len(passages))
+
+
+def load_reranker(spec: str, home: str | Path | None = None, *, download: bool = False) -> Reranker:
+    """The cross-encoder a spec names, loaded once per process; a Hugging Face id must be in the local cache
+    unless `download`. MedSearchError when it cannot be loaded."""
+    ref = ModelRef.parse(spec)
+    if ref.kind not in ("hub", "folder", "home"):
+        raise MedSearchError(f"'{spec}' is an embedding model, not a cross-encoder: give a reranker's folder, "
+                             "home:finetuned/NAME or a Hugging Face id.")
+    with _LOADING:
+        return _load(str(ref), ref.location(home), download)
+
+
+@lru_cache(maxsize=4)
+def _load(spec: str, location: str, download: bool) -> Reranker:
+    from sentence_transformers import CrossEncoder
+
+    try:
+        model = CrossEncoder(location, device="cpu", local_files_only=not download)
+    except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
+        raise MedSearchError(
+            f"Cannot load reranker '{spec}': {str(exc).splitlines()[0][:200]} Give a cross-encoder's folder, "
+            "home:finetuned/NAME, or a Hugging Face id already downloaded to the local cache.") from exc
+    if model.num_labels != 1:
+        raise MedSearchError(f"'{spec}' gives {model.num_labels} scores per pair; a reranker gives one.")
+    return Reranker(spec, model)
+
+
+def passage_text(chunk: Chunk) -> str:
+    """What the cross-encoder reads of a chunk: its title, then its text."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+class RerankedRetriever:
+    """A Retriever: the first stage's top `k_first` hits reordered by the cross-encoder (score: its score,
+    retriever: `<first>+rerank`), then the first stage's next hits in its own order, scores and name.
+    `last_ms` is how long the last rerank in the calling thread took."""
+
+    def __init__(self, first: Retriever, reranker: Reranker, chunks: Mapping[str, Chunk], k_first: int = K_FIRST) -> None:
+        if k_first < 1:
+            raise MedSearchError("Rerank at least 1 hit.")
+        self.first, self.reranker, self.chunks, self.k_first = first, reranker, chunks, k_first
+        self.name = f"{first.name}+rerank"
+        self._last = threading.local()
+
+    @property
+    def last_ms(self) -> float:
+        return getattr(self._last, "ms", 0.0)
+
+    def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:
+        hits = self.first.search(query, max(k, self.k_first), where)
+        return self.rerank(query, hits)[:k]
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits with their top `k_first` reordered by the cross-encoder, ranked 1..n."""
+        started = time.perf_counter()
+        head, tail = list(hits[:self.k_first]), list(hits[self.k_first:])
+        scores = self.reranker.scores(query, [passage_text(self.chunks[h.chunk_id]) for h in head])
+        order = np.argsort(-scores, kind="stable")
+        ranked = [replace(head[i], score=float(scores[i]), retriever=self.name) for i in order.tolist()] + tail
+        self._last.ms = (time.perf_counter() - started) * 1000
+        return [replace(hit, rank=n) for n, hit in enumerate(ranked, 1)]
+
+
+# --- training ---------------------------------------------------------------------------------
+def training_pairs(triplets: Sequence[dict]) -> list[tuple[str, str, float]]:
+    """(query, passage, label): each positive 1, each hard negative 0; a row without one borrows the positive
+    of the next row whose positive is none of this query's."""
+    pairs = []
+    for i, t in enumerate(triplets):
+        pairs.append((t["query"], t["positive"], 1.0))
+        negative = t.get("negative") or _borrowed(triplets, i)
+        if negative:
+            pairs.append((t["query"], negative, 0.0))
+    return pairs
+
+
+def _borrowed(triplets: Sequence[dict], i: int) -> str | None:
+    own = {t["positive"] for t in triplets if t["query"] == triplets[i]["query"]}
+    others = (triplets[(i + step) % len(triplets)]["positive"] for step in range(1, len(triplets)))
+    return next((p for p in others if p not in own), None)
+
+
+def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epochs: int = 1,
+                   batch_size: int = 16, learning_rate: float = 2e-5, max_length: int = 256, seed: int = 42,
+                   progress: Callable[[int, int], None] | None = None, home: str | Path | None = None) -> dict:
+    """Train a cross-encoder from `base` (a folder, home:… under `home`, or a cached Hugging Face id) on triplets with
+    binary cross-entropy on (query, positive)=1 / (query, negative)=0, and save it at `out` (replaced whole);
+    `progress(step, total)` after each step. Returns the card saved beside it as `medsearch.json`."""
+    import torch
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    from medsearch.training import check_triplets
+
+    if batch_size < 1 or epochs < 1:
+        raise MedSearchError("Training needs a batch size and epochs of at least 1.")
+    pairs = training_pairs(check_triplets(triplets))
+    torch.manual_seed(seed)
+    model = _trainable(base, max_length, home)
+    loss_fn = BinaryCrossEntropyLoss(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    rng, losses, started = random.Random(seed), list[float](), time.monotonic()
+    total = -(-len(pairs) // batch_size) * epochs
+    model.train()
+    for _ in range(epochs):
+        rng.shuffle(pairs)
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start:start + batch_size]
+            loss = loss_fn([[q for q, _, _ in batch], [p for _, p, _ in batch]], torch.tensor([y for *_, y in batch]))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            if progress:
+                progress(len(losses), total)
+    model.eval()
+    card = {"kind": "cross-encoder", "base": base, "loss": "bce", "n_triplets": len(triplets), "n_pairs": len(pairs),
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "steps": total,
+            "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
+            "train_seconds": round(time.monotonic() - started, 1)}
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        (folder / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    replace_folder(Path(out), save)
+    return card
+
+
+def _trainable(base: str, max_length: int, home: str | Path | None) -> CrossEncoder:
+    """A fresh copy of the base cross-encoder (never the one searches share), one score per pair."""
+    from sentence_transformers import CrossEncoder
+
+    ref = ModelRef.parse(base)
+    try:
+        return CrossEncoder(ref.location(home), device="cpu", num_labels=1, max_length=max_length, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
+        raise MedSearchError(f"Cannot load base model '{base}': {str(exc).splitlines()[0][:200]}") from exc
