@@ -9,7 +9,6 @@ Rerankers are named like embedding models (`medsearch.modelref`): a local folder
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -134,36 +133,48 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
                    progress: Callable[[int, int], None] | None = None, home: str | Path | None = None) -> dict:
     """Train a cross-encoder from `base` (a folder, home:… under `home`, or a cached Hugging Face id) on triplets with
     binary cross-entropy on (query, positive)=1 / (query, negative)=0, and save it at `out` (replaced whole);
-    `progress(step, total)` after each step. Returns the card saved beside it as `medsearch.json`."""
-    import torch
+    `progress(step, total)` after each step. Returns the card saved beside it as `medsearch.json`.
+
+    The training is sentence-transformers' own: `CrossEncoderTrainer` (on CPU, nothing reported or checkpointed,
+    its scratch folder a temporary one) with `BinaryCrossEntropyLoss` over a `datasets.Dataset` of
+    (query, passage, label) rows."""
+    import tempfile
+
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import PrinterCallback, TrainerCallback
 
     from medsearch.training import check_triplets
 
     if batch_size < 1 or epochs < 1:
         raise MedSearchError("Training needs a batch size and epochs of at least 1.")
     pairs = training_pairs(check_triplets(triplets))
-    torch.manual_seed(seed)
-    model = _trainable(base, max_length, home)
-    loss_fn = BinaryCrossEntropyLoss(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    rng, losses, started = random.Random(seed), list[float](), time.monotonic()
-    total = -(-len(pairs) // batch_size) * epochs
-    model.train()
-    for _ in range(epochs):
-        rng.shuffle(pairs)
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start:start + batch_size]
-            loss = loss_fn([[q for q, _, _ in batch], [p for _, p, _ in batch]], torch.tensor([y for *_, y in batch]))
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
+    dataset = Dataset.from_dict({"query": [q for q, _, _ in pairs], "passage": [p for _, p, _ in pairs],
+                                 "label": [y for *_, y in pairs]})
+    model = _trainable(base, max_length, home, seed)
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # TrainerCallback's signature
             if progress:
-                progress(len(losses), total)
+                progress(state.global_step, state.max_steps)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="medsearch-reranker-") as scratch:
+        args = CrossEncoderTrainingArguments(
+            output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate, seed=seed, data_seed=seed, use_cpu=True, fp16=False, bf16=False,
+            report_to="none", save_strategy="no", logging_strategy="steps", logging_steps=1,
+            dataloader_num_workers=0, disable_tqdm=True)
+        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset,
+                                      loss=BinaryCrossEntropyLoss(model), callbacks=[Progress()])
+        trainer.remove_callback(PrinterCallback)  # the caller shows progress; no log lines on stdout
+        trainer.train()
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     model.eval()
     card = {"kind": "cross-encoder", "base": base, "loss": "bce", "n_triplets": len(triplets), "n_pairs": len(pairs),
-            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "steps": total,
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+            "steps": trainer.state.max_steps, "trainer": "sentence-transformers CrossEncoderTrainer",
             "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
             "train_seconds": round(time.monotonic() - started, 1)}
 
@@ -175,10 +186,13 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
     return card
 
 
-def _trainable(base: str, max_length: int, home: str | Path | None) -> CrossEncoder:
-    """A fresh copy of the base cross-encoder (never the one searches share), one score per pair."""
+def _trainable(base: str, max_length: int, home: str | Path | None, seed: int) -> CrossEncoder:
+    """A fresh copy of the base cross-encoder (never the one searches share), one score per pair; a new scoring
+    head starts from `seed`."""
+    import torch
     from sentence_transformers import CrossEncoder
 
+    torch.manual_seed(seed)
     ref = ModelRef.parse(base)
     try:
         return CrossEncoder(ref.location(home), device="cpu", num_labels=1, max_length=max_length, local_files_only=True)

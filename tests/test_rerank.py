@@ -3,6 +3,9 @@ collection's first-stage hits, filters, errors, and the command line."""
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +92,7 @@ def test_training_saves_a_reranker_that_puts_positives_first(trained):
     card, folder, steps = trained
     assert steps[-1] == (card["steps"], card["steps"]) and len(steps) == card["steps"] == 80
     assert card["loss_end"] < card["loss_start"] / 2
+    assert card["trainer"] == "sentence-transformers CrossEncoderTrainer"
     assert json.loads((folder / "medsearch.json").read_text())["kind"] == "cross-encoder"
     reranker = load_reranker(str(folder))  # reloaded from the saved folder
     for t in TRIPLETS[:4]:
@@ -154,3 +158,10 @@ def test_cli_trains_searches_and_evaluates_with_a_reranker(trained, tmp_path):
     report = json.loads(run("evaluate", str(beir_folder(tmp_path / "beir")), "--retriever", "bm25", "--rerank", folder,
                             "--rerank-k", "5", "--json", home=home).stdout)
     assert report["rerank"] == {"model": str(trained[1].resolve()), "k": 5} and 0 <= report["ndcg@10"] <= 1
+
+
+def test_searching_without_a_reranker_loads_no_training_libraries():
+    heavy = ("torch", "sentence_transformers", "transformers", "accelerate", "datasets")
+    code = ("import sys, medsearch.cli, medsearch.collection, medsearch.rerank; medsearch.cli.parser(); "
+            f"loaded = [m for m in {heavy!r} if m in sys.modules]; assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, check=True, timeout=300)
