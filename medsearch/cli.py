@@ -142,16 +142,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_reranker(args: argparse.Namespace) -> int:
-    from medsearch.rerank import train_reranker
+    from medsearch.rerank import reranker_path, train_reranker
     from medsearch.training import load_triplets
 
+    out = args.out or reranker_path(args.name, args.home)
+    if args.name and out.exists():
+        raise MedSearchError(f"A reranker named '{args.name}' exists already: pick another name or delete it.")
     triplets = load_triplets(args.triplets)
     bar = BarProgress()
-    card = train_reranker(triplets, args.base, args.out, epochs=args.epochs, batch_size=args.batch_size,
+    card = train_reranker(triplets, args.base, out, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.lr, progress=lambda step, total: bar("train", step, total),
                           home=args.home)
-    record("train_reranker", str(args.out), cli_user(), args.home, triplets=len(triplets), base=args.base)
-    print(f"saved a reranker to {args.out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "
+    record("train_reranker", str(out), cli_user(), args.home, triplets=len(triplets), base=args.base)
+    print(f"saved a reranker to {out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "
           f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['train_seconds']:.0f} s")
     return 0
 
@@ -490,7 +493,10 @@ def parser() -> argparse.ArgumentParser:
                                                        "columns, or a datasets folder")
     trr.add_argument("--base", required=True, help="a cross-encoder or BERT-like folder, home:finetuned/NAME or a "
                                                    "Hugging Face id in the local cache")
-    trr.add_argument("--out", required=True, help="folder to save the reranker in")
+    where = trr.add_mutually_exclusive_group(required=True)
+    where.add_argument("--name", help="save it among the server's rerankers (<home>/rerankers/NAME), which the app "
+                                      "offers on its Search and Compare pages")
+    where.add_argument("--out", type=Path, help="folder to save the reranker in")
     trr.add_argument("--epochs", type=int, default=1), trr.add_argument("--batch-size", type=int, default=16)
     trr.add_argument("--lr", type=float, default=2e-5, help="learning rate")
     trr.set_defaults(run=_train_reranker)

@@ -260,10 +260,11 @@ class Collection:
         return self._loaded(lambda: found.search(query, k, where) if where else found.search(query, k))
 
     def search_by_document(self, query: str, k: int = 10, retriever: str = "auto", model: str | None = None,
-                           filters: Mapping[str, object] | None = None) -> list[list[Hit]]:
+                           filters: Mapping[str, object] | None = None, rerank: str | Reranker | None = None,
+                           rerank_k: int = K_FIRST) -> list[list[Hit]]:
         """Top-k documents for a query, each as its hits (best chunk first, then its other chunks among the
-        top DEPTH), so a reader sees every document once."""
-        return by_document(self.search(query, max(DEPTH, 3 * k), retriever, model, filters), k)
+        top DEPTH), so a reader sees every document once (`rerank`: as `search`)."""
+        return by_document(self.search(query, max(DEPTH, 3 * k), retriever, model, filters, rerank, rerank_k), k)
 
     @cached_property
     def judge(self) -> RelevanceJudge | None:

@@ -13,6 +13,7 @@ from medsearch.limits import checked_query
 from medsearch.metrics import evaluate_run, query_scores, run_from_hits
 from medsearch.modelref import ModelRef
 from medsearch.records import Hit, MedSearchError
+from medsearch.rerank import K_FIRST, Reranker
 
 DEPTH = 100
 SHOWN_METRICS = ("ndcg@10", "mrr@10", "recall@10")
@@ -70,10 +71,19 @@ def judged(collection: Collection, query: str) -> dict[str, int]:
 
 
 def compare(collection: Collection, query: str, retrievers: Sequence[str] = ("bm25", "dense"), k: int = 10,
-            model: str | None = None) -> Comparison:
-    """Each retriever's top-k documents and where the others ranked them (judged with the collection's qrels)."""
-    found = dict(zip(retrievers, (collection.search_documents([checked_query(query)], DEPTH, kind, model)[0]
-                                         for kind in retrievers)))
+            model: str | None = None, rerank: str | Reranker | None = None,
+            rerank_k: int = K_FIRST) -> Comparison:
+    """Each retriever's top-k documents and where the others ranked them (judged with the collection's qrels).
+    A retriever named `<first>+rerank` is `<first>` with its top `rerank_k` chunks reordered by the cross-encoder
+    `rerank` (its hits keep the cross-encoder's raw scores)."""
+    def documents(kind: str) -> list[Hit]:
+        first, _, reranked = kind.partition("+")
+        if reranked and (reranked != "rerank" or not rerank):
+            raise MedSearchError(f"'{kind}' is not a retriever; '<retriever>+rerank' needs a reranker.")
+        return collection.search_documents([checked_query(query)], DEPTH, first, model,
+                                           rerank=rerank if reranked else None, rerank_k=rerank_k)[0]
+
+    found = {kind: documents(kind) for kind in retrievers}
     ranks = {name: {h.doc_id: h.rank for h in hits} for name, hits in found.items()}
     columns = {name: [Entry(h, {o: ranks[o].get(h.doc_id) for o in found if o != name},
                             all(ranks[o].get(h.doc_id, k + 1) <= k for o in found)) for h in hits[:k]]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medsearch.filters import Filter
-from medsearch.home import replace_folder
+from medsearch.home import folder_name, medsearch_home, replace_folder
 from medsearch.modelref import ModelRef
 from medsearch.records import Chunk, Hit, MedSearchError
 from medsearch.retrieval import Retriever
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 K_FIRST = 20  # first-stage hits the cross-encoder reorders
+RERANKERS = "rerankers"  # the folder under the home holding the server's rerankers, one folder each
 _LOADING = threading.RLock()
 
 
@@ -71,6 +72,23 @@ def _load(spec: str, location: str, download: bool) -> Reranker:
     if model.num_labels != 1:
         raise MedSearchError(f"'{spec}' gives {model.num_labels} scores per pair; a reranker gives one.")
     return Reranker(spec, model)
+
+
+def rerankers_root(home: str | Path | None = None) -> Path:
+    """The folder of the rerankers a server offers (`<home>/rerankers/<name>/`, each a cross-encoder folder)."""
+    return medsearch_home(home) / RERANKERS
+
+
+def list_rerankers(home: str | Path | None = None) -> list[str]:
+    """The names of the server's rerankers: the folders in `rerankers_root` (hidden ones, such as a training's
+    unfinished `.tmp-` folder, left out), sorted."""
+    root = rerankers_root(home)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def reranker_path(name: str, home: str | Path | None = None) -> Path:
+    """The folder of the server's reranker `name` (whether or not it exists yet)."""
+    return rerankers_root(home) / folder_name(name, "reranker")
 
 
 def passage_text(chunk: Chunk) -> str:

@@ -11,8 +11,9 @@ import pytest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.records import Document, MedSearchError
-from medsearch.rerank import load_reranker, passage_text, train_reranker, training_pairs
+from medsearch.rerank import list_rerankers, load_reranker, passage_text, rerankers_root, train_reranker, training_pairs
 from tests.test_cli import run
+from tests.tiny_models import tiny_cross_encoder as build_cross_encoder
 
 WORDS = ("asthma inhaler inhaled steroids airways stroke arm weakness face speech emergency diabetes metformin diet "
          "exercise vaccine flu influenza elderly autumn salt blood pressure hypertension heart kidney the a of is and "
@@ -39,18 +40,8 @@ TRIPLETS = [
 
 
 def tiny_cross_encoder(folder):
-    """An untrained BERT cross-encoder (2 layers, 32 wide, one score per pair) saved in `folder`."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    torch.manual_seed(0)
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])})
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    """An untrained BERT cross-encoder reading WORDS, saved in `folder`."""
+    return build_cross_encoder(folder, WORDS)
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +127,14 @@ def test_cli_trains_searches_and_evaluates_with_a_reranker(trained, tmp_path):
     home, folder = tmp_path / "home", str(trained[1])
     triplets = tmp_path / "triplets.jsonl"
     triplets.write_text("".join(json.dumps(t) + "\n" for t in TRIPLETS), encoding="utf-8")
-    out = tmp_path / "cli-reranker"
-    made = run("train-reranker", "--triplets", str(triplets), "--base", str(tiny_cross_encoder(tmp_path / "base")),
-               "--out", str(out), "--epochs", "2", "--batch-size", "4", home=home)
+    base = str(tiny_cross_encoder(tmp_path / "base"))
+    made = run("train-reranker", "--triplets", str(triplets), "--base", base, "--name", "ward",
+               "--epochs", "2", "--batch-size", "4", home=home)
+    out = rerankers_root(home) / "ward"  # saved among the server's rerankers, which the app offers
     assert "saved a reranker" in made.stdout and (out / "model.safetensors").is_file()
+    assert list_rerankers(home) == ["ward"] and json.loads((out / "medsearch.json").read_text())["steps"] == 6
+    again = run("train-reranker", "--triplets", str(triplets), "--base", base, "--name", "ward", home=home, check=False)
+    assert again.returncode == 1 and "A reranker named 'ward' exists already" in again.stderr
 
     csv = tmp_path / "guide.csv"
     csv.write_text("id,title,text\n" + "".join(f'{d.id},{d.title},"{d.text}"\n' for d in DOCS), encoding="utf-8")
