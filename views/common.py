@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import TypeVar
@@ -28,6 +29,7 @@ from medsearch.metrics import evaluate_run
 from medsearch.modelref import ModelRef
 from medsearch.progress import Step, Steps
 from medsearch.records import MedSearchError
+from medsearch.rerank import K_FIRST, Reranker, list_rerankers, load_reranker, rerankers_root
 
 T = TypeVar("T")
 
@@ -65,6 +67,12 @@ TEXTS = Texts({
     "quota": ("the disk quota is used up", "磁盘配额已用完"), "permission": ("permission denied", "没有权限"),
     "cannot_open": ("the file cannot be opened (a read-only folder?)", "文件无法打开（文件夹只读？）"),
     "io": ("the disk failed to read or write", "磁盘读写失败"),
+    "reranker": ("Reranker", "重排序模型"), "no_reranker": ("none", "不使用"),
+    "rerank_k": ("Rerank the top", "重新排序的前几条"),
+    "reranked": ("Reranked the top {k} with {name} in {ms:.0f} ms", "已用 {name} 对前 {k} 条结果重新排序，用时 {ms:.0f} 毫秒"),
+    "rerank_broken": ("Reranker '{name}' cannot be loaded: its folder on the server is not a working cross-encoder. "
+                      "Choose another one or none, and tell the server's administrator.",
+                      "无法加载重排序模型“{name}”：它在服务器上的文件夹不是可用的交叉编码器。请另选一个或不使用，并告知服务器管理员。"),
     "not_allowed": ("Your role ({role}) may not do this. Ask an administrator.", "你的角色（{role}）无权执行此操作，请联系管理员。"),
     "VIEWER": ("viewer", "查看者"), "ANNOTATOR": ("annotator", "标注人"), "ADMIN": ("administrator", "管理员"),
     "unknown_docs": ("Collection '{name}' has no document with id {ids}; nothing was deleted.",
@@ -382,3 +390,35 @@ def pick_collection(where=st) -> Collection | None:
     name = where.selectbox(t("collection"), names, index=names.index(current) if current in names else 0)
     st.session_state.collection_name = name
     return open_collection(name, found[name])
+
+
+@dataclass(frozen=True)
+class RerankChoice:
+    """The reranker a user picked (its name among the server's), loaded, and how many first-stage hits it reorders."""
+
+    name: str
+    reranker: Reranker
+    k: int
+
+    def caption(self, took_ms: float) -> str:
+        return texts(TEXTS)("reranked", k=self.k, name=self.name, ms=took_ms)
+
+
+def pick_reranker(key: str, where=st) -> RerankChoice | None:
+    """A choice among the server's rerankers (`<home>/rerankers/`; nothing shown when it has none), 'none' first,
+    and how many top hits to rerank. A reranker that cannot be loaded is said so, and the page stops."""
+    t = texts(TEXTS)
+    names = list_rerankers()
+    if not names:
+        return None
+    name = where.selectbox(t("reranker"), ["", *names], key=f"{key}-reranker",
+                           format_func=lambda n: n or t.plain("no_reranker"))
+    if not name:
+        return None
+    k = where.number_input(t("rerank_k"), min_value=5, max_value=100, value=K_FIRST, step=1, key=f"{key}-rerank-k")
+    try:
+        reranker = load_reranker(str(rerankers_root() / name))
+    except MedSearchError:
+        st.error(t("rerank_broken", name=name))
+        st.stop()
+    return RerankChoice(name, reranker, int(k))

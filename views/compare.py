@@ -10,7 +10,8 @@ from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
-from views.common import choose, failure, lang, model_label, pick_collection, texts
+from medsearch.rerank import K_FIRST
+from views.common import choose, failure, lang, model_label, pick_collection, pick_reranker, texts
 
 TEXTS = Texts({
     "title": ("BM25 vs dense, side by side", "BM25 与稠密检索对比"),
@@ -24,6 +25,8 @@ TEXTS = Texts({
     "third": ("Third column", "第三列"), "no_third": ("none", "不显示"),
     "bm25": ("BM25 (keywords)", "BM25（关键词）"), "dense": ("Dense: {model}", "稠密：{model}"),
     "auto": ("Auto", "自动"), "hybrid": ("Hybrid (RRF)", "混合（RRF）"),
+    "rerank_first": ("Rerank the results of", "重新排序哪一列的结果"),
+    "reranked": ("{first} + rerank", "{first} + 重排序"),
     "no_dense": ("This collection has no dense index: add a model on the Corpus page to compare.",
                  "该文档集没有稠密索引：请在“语料”页添加模型后再对比。"),
     "shared": ("In both top {k}", "两边前 {k} 都有"), "only": ("Only {name}", "仅 {name}"),
@@ -67,7 +70,10 @@ t = texts(TEXTS)
 
 
 def column_title(kind: str, model: str) -> str:
-    """A column's name as plain text (made inert where it is rendered)."""
+    """A column's name as plain text (made inert where it is rendered); `<first>+rerank`: that column reranked."""
+    first, _, reranked = kind.partition("+")
+    if reranked:
+        return t.plain("reranked", first=column_title(first, model))
     return t.plain("dense", model=model_label(model)) if kind == "dense" else t.plain(kind)
 
 
@@ -171,6 +177,11 @@ with side:
     k = st.slider(t("k"), 3, 20, 10)
     third = st.radio(t("third"), ["none", "auto", "hybrid"], format_func=lambda o: t("no_third") if o == "none" else t(o),
                      horizontal=True, key="third")
+    kinds = ("bm25", "dense") + (() if third == "none" else (third,))
+    rerank = pick_reranker("compare")
+    if rerank:
+        reranked = st.radio(t("rerank_first"), kinds, format_func=lambda o: column_title(o, model), key="rerank_first")
+        kinds += (f"{reranked}+rerank",)
 with top:
     if "compare_query" not in st.session_state:
         st.session_state.compare_query = "血压升高应该怎么办？" if lang() == "zh" else "How do I recognize a stroke?"
@@ -178,16 +189,19 @@ with top:
     if collection.eval_set:
         st.selectbox(t("judged"), list(collection.eval_set.queries.values()), index=None, key="compare_judged",
                      on_change=set_query)
-names = {kind: column_title(kind, model) for kind in ("bm25", "dense", "auto", "hybrid")}
-kinds = ("bm25", "dense") + (() if third == "none" else (third,))
+names = {kind: column_title(kind, model) for kind in ("bm25", "dense", "auto", "hybrid", *kinds)}
 trained = training_overlap(collection, model)  # a fine-tuned model's scores on its own training queries flatter it
 if query.strip():
     try:
-        result = compare(collection, query, kinds, k, model)
+        result = compare(collection, query, kinds, k, model, rerank.reranker if rerank else None,
+                         rerank.k if rerank else K_FIRST)
         result.judge(relevance(collection, result, query))
     except MedSearchError as exc:
         st.error(t.plain("error", error=failure(exc)))
         st.stop()
+    if rerank:
+        first = kinds[-1].partition("+")[0]
+        st.caption(rerank.caption(collection.reranked(first, model, rerank.reranker, rerank.k).last_ms))
     overlap = result.overlap()
     cells = st.columns(len(kinds) + 1)
     cells[0].metric(t("shared", k=k), overlap["shared"])

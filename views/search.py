@@ -12,7 +12,8 @@ from medsearch.inert import inert
 from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
 from medsearch.relevance import best_level
-from views.common import choose, failure, lang, model_label, pick_collection, relevance_badge, texts
+from medsearch.rerank import K_FIRST
+from views.common import choose, failure, lang, model_label, pick_collection, pick_reranker, relevance_badge, texts
 
 TEXTS = Texts({
     "title": ("Search medical text", "医学文本检索"),
@@ -119,6 +120,7 @@ with right:
     model = (st.selectbox(t("dense_model"), collection.models, format_func=model_label)
              if len(collection.models) > 1 else None)
     k = st.slider(t("results"), 3, 30, 10)
+    rerank = pick_reranker("search")
     facets = collection.facets()
     if facets:
         st.markdown(f"**{t('filters')}**")
@@ -142,13 +144,16 @@ with left:
     st.query_params.update({"q": query, "collection": collection.name})  # the address shares this search
     try:
         start = time.perf_counter()
-        found = collection.search_by_document(query, k, kind, model, filters=chosen)
+        found = collection.search_by_document(query, k, kind, model, filters=chosen,
+                                              rerank=rerank.reranker if rerank else None, rerank_k=rerank.k if rerank else K_FIRST)
         levels = card_levels(collection, query, found)
         elapsed = (time.perf_counter() - start) * 1000
     except MedSearchError as exc:
         st.error(t.plain("error", error=failure(exc)))
         st.stop()
     st.caption(t("found", n=len(found), ms=elapsed))
+    if rerank:
+        st.caption(rerank.caption(collection.reranked(kind, model, rerank.reranker, rerank.k).last_ms))
     with st.expander(t("why")):
         if kind == "auto":
             plan = collection.retriever("auto", model).plan(query)
