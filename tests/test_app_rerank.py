@@ -104,6 +104,12 @@ def test_compare_adds_the_reranked_column(demo_home, open_app, tiny, lang):
     assert any(visible(m.label) == f"{'仅' if lang == 'zh' else 'Only'} {title}" for m in app.metric)
     if lang == "zh":
         no_english(app, demo_home)
+        return
+    app.radio(key="third").set_value("hybrid").run()
+    app.radio(key="rerank_first-hybrid").set_value("hybrid").run()
+    assert visible(app.subheader[3].value) == "Hybrid (RRF) + rerank"
+    app.radio(key="third").set_value("none").run()  # the reranked column goes with it: BM25 reranked again
+    assert not app.exception and visible(app.subheader[2].value) == title
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

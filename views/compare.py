@@ -180,7 +180,8 @@ with side:
     kinds = ("bm25", "dense") + (() if third == "none" else (third,))
     rerank = pick_reranker("compare")
     if rerank:
-        reranked = st.radio(t("rerank_first"), kinds, format_func=lambda o: column_title(o, model), key="rerank_first")
+        reranked = st.radio(t("rerank_first"), kinds, format_func=lambda o: inert(column_title(o, model)),
+                            key=f"rerank_first-{third}")  # a choice per set of columns: a gone column is never kept
         kinds += (f"{reranked}+rerank",)
 with top:
     if "compare_query" not in st.session_state:
