@@ -494,7 +494,7 @@ def parser() -> argparse.ArgumentParser:
     trr.add_argument("--base", required=True, help="a cross-encoder or BERT-like folder, home:finetuned/NAME or a "
                                                    "Hugging Face id in the local cache")
     where = trr.add_mutually_exclusive_group(required=True)
-    where.add_argument("--name", help="save it among the server's rerankers (<home>/rerankers/NAME), which the app "
+    where.add_argument("--name", help="save it among the server's rerankers (<home>/.models/rerankers/NAME), which the app "
                                       "offers on its Search and Compare pages")
     where.add_argument("--out", type=Path, help="folder to save the reranker in")
     trr.add_argument("--epochs", type=int, default=1), trr.add_argument("--batch-size", type=int, default=16)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 K_FIRST = 20  # first-stage hits the cross-encoder reorders
-RERANKERS = "rerankers"  # the folder under the home holding the server's rerankers, one folder each
+RERANKERS = Path(".models") / "rerankers"  # beside fine-tuned models, where no collection can be named
 _LOADING = threading.RLock()
 
 
@@ -75,7 +75,7 @@ def _load(spec: str, location: str, download: bool) -> Reranker:
 
 
 def rerankers_root(home: str | Path | None = None) -> Path:
-    """The folder of the rerankers a server offers (`<home>/rerankers/<name>/`, each a cross-encoder folder)."""
+    """The folder of the rerankers a server offers (`<home>/.models/rerankers/<name>/`, each a cross-encoder folder)."""
     return medsearch_home(home) / RERANKERS
 
 

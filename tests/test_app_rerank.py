@@ -1,4 +1,4 @@
-"""Reranking on the Search and Compare pages through AppTest: the server's rerankers (`<home>/rerankers/`) offered
+"""Reranking on the Search and Compare pages through AppTest: the server's rerankers (`<home>/.models/rerankers/`) offered
 by name, a tiny cross-encoder built here reordering the first stage's top k, its time in the UI language, and a
 broken reranker folder said plainly."""
 

@@ -405,7 +405,7 @@ class RerankChoice:
 
 
 def pick_reranker(key: str, where=st) -> RerankChoice | None:
-    """A choice among the server's rerankers (`<home>/rerankers/`; nothing shown when it has none), 'none' first,
+    """A choice among the server's rerankers (`<home>/.models/rerankers/`; nothing shown when it has none), 'none' first,
     and how many top hits to rerank. A reranker that cannot be loaded is said so, and the page stops."""
     t = texts(TEXTS)
     names = list_rerankers()
