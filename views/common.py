@@ -200,14 +200,18 @@ def model_label(spec: str | None) -> str:
 
 def streamlit_words() -> None:
     """Streamlit writes a few words of its own in English whatever the app's language: the file uploader's
-    "Upload" and "100MB per file • CSV, …", and the keyboard users' "Skip to main content" link. In Chinese,
-    CSS shows Chinese words in their place (the accepted file types are in each uploader's label)."""
+    "Upload" and "100MB per file • CSV, …", the keyboard users' "Skip to main content" link and, under a field
+    being typed in, "Press Enter to apply" (or "to submit form"). In Chinese, CSS shows Chinese words in their
+    place (the accepted file types are in each uploader's label; the field's character count stays)."""
     if lang() != "zh":
         return
     limit = st.get_option("server.maxUploadSize")
     st.html(f"""<style>
     [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p,
-    [data-testid="stFileUploaderDropzoneInstructions"] span, [data-testid="stSkipToContent"] {{font-size: 0}}
+    [data-testid="stFileUploaderDropzoneInstructions"] span, [data-testid="stSkipToContent"],
+    [data-testid="InputInstructions"] > span:first-child {{font-size: 0}}
+    [data-testid="InputInstructions"] > span:first-child::after {{content: "按回车键确认"; font-size: 0.75rem}}
+    [data-testid="stTextArea"] [data-testid="InputInstructions"] > span:first-child::after {{content: "按 Ctrl+回车键确认"}}
     [data-testid="stSkipToContent"]::after {{content: "跳到正文"; font-size: 1rem}}
     [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p::after {{
         content: "上传"; font-size: 0.875rem}}
