@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from medsearch.ingest.common import fail
+from medsearch.ingest.common import fail, file_bytes
 
 SAMPLE = 200_000  # characters looked at to tell text from noise
 _BOMS = (
@@ -109,12 +109,4 @@ def read_text(path_or_bytes: str | Path | bytes, name: str = "") -> str:
         return decode_bytes(bytes(path_or_bytes), name)
     path = Path(path_or_bytes)
     label = name or path.name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise fail(label, "not_found") from e
-    except IsADirectoryError as e:
-        raise fail(label, "folder") from e
-    except OSError as e:
-        raise fail(label, "unreadable", why=e.strerror) from e
-    return decode_bytes(data, label)
+    return decode_bytes(file_bytes(path, label), label)
