@@ -151,7 +151,7 @@ def _train_reranker(args: argparse.Namespace) -> int:
     triplets = load_triplets(args.triplets)
     bar = BarProgress()
     card = train_reranker(triplets, args.base, out, epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.lr, progress=lambda step, total: bar("train", step, total),
+                          learning_rate=args.lr, progress=lambda step: bar("train", step["step"], step["total"]),
                           home=args.home)
     record("train_reranker", str(out), cli_user(), args.home, triplets=len(triplets), base=args.base)
     print(f"saved a reranker to {out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "

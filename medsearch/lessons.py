@@ -15,9 +15,9 @@ from medsearch.compare import judged
 from medsearch.encoders import Encoder
 from medsearch.grounding import Answer, extractive_answer, grounded_prompt, passages_from_hits
 from medsearch.limits import checked_query
-from medsearch.losses import LOSSES
 from medsearch.records import MedSearchError, Passage
 from medsearch.text import Tokenizer
+from medsearch.training import LOSSES, TrainConfig, make_loss
 
 RAG_QUESTION = "孕妇能吃头孢吗？"
 SPARSE_QUERY = "吃完饭胸口火辣辣的，还总往上冒酸水"
@@ -114,10 +114,14 @@ def demo_triplet(collection: Collection, qid: str = TRIPLET_QUERY, depth: int = 
 
 
 def triplet_losses(encoder: Encoder, triplet: Triplet) -> TripletScores:
-    """Embed the triplet and compute each loss (default parameters) on it as a batch of one."""
+    """Embed the triplet and compute each training loss (default parameters) on it as a batch of one: the
+    contrastive loss on its two pairs, (query, positive) labelled 1 and (query, negative) labelled 0."""
     q, p, n = (torch.from_numpy(encoder.encode([text], query=is_query))
                for text, is_query in ((triplet.query, True), (triplet.positive, False), (triplet.negative, False)))
-    losses = {name: float(loss()(q, p, n)) for name, loss in LOSSES.items()}
+    columns = {"infonce": ([q, p, n], None), "margin": ([q, p, n], None),
+               "contrastive": ([torch.cat([q, q]), torch.cat([p, n])], torch.tensor([1.0, 0.0]))}
+    losses = {name: float(make_loss(None, TrainConfig(loss=name)).compute_loss_from_embeddings(*columns[name]))
+              for name in LOSSES}
     return TripletScores(float(q[0] @ p[0]), float(q[0] @ n[0]), losses)
 
 

