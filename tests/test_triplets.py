@@ -146,6 +146,21 @@ def test_false_negative_guard(tmp_path):
     assert "b" in loose
 
 
+def test_dense_candidates_pass_the_relative_margin_guard(demo_home):
+    """Dense negatives come through sentence-transformers' mine_hard_negatives: each scores at least
+    `relative_margin` of the positive's score below it, so a stricter margin keeps fewer."""
+    demo = Collection.open("demo", demo_home)
+    pairs = pairs_from_eval(demo)[:12]
+    options = {"retrievers": ("dense",), "negatives": 15, "depth": 15, "max_overlap": 1.01}  # keep all it passes
+    loose = mine(demo, pairs, MiningOptions(relative_margin=0.0, **options))
+    strict = mine(demo, pairs, MiningOptions(relative_margin=0.05, **options))
+    assert 0 < len(strict) < len(loose)
+    encoder = demo.dense().encoder
+    for t in strict:
+        q, pos, neg = encoder.encode([t["query"]], query=True)[0], *encoder.encode([t["positive"], t["negative"]], query=False)
+        assert q @ neg <= (q @ pos) * 0.95 + 0.02  # 0.02: the index's vectors are chunks', the guard's whole documents'
+
+
 def test_pairs_and_queries_from_files():
     assert pairs_from_file("question,answer\n头痛怎么办,多休息\n".encode(), "qa.csv") == [
         {"query": "头痛怎么办", "positive": "多休息"}]

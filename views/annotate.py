@@ -73,6 +73,8 @@ TEXTS = Texts({
     "depth": ("Look down to rank", "候选深度"), "skip_top": ("Ignore the first N candidates", "忽略前 N 个候选"),
     "per_pair": ("Negatives per pair", "每对负例数"),
     "max_overlap": ("False-negative guard: max shared words with the positive", "假负例保护：与正例的最大词重合比例"),
+    "margin": ("False-negative guard for dense candidates: score at least this share below the positive's",
+               "稠密候选的假负例保护：得分须比正例低至少此比例"),
     "mine_button": ("Mine and save", "挖掘并保存"),
     "mining": ("Mining…", "正在挖掘…"),
     "mined": ("Saved {n} new mined triplets from {pairs} pairs ({known} were saved already).",
@@ -265,11 +267,12 @@ def mining(store: Store, collection, annotator: str) -> None:
         depth = right.number_input(t("depth"), 5, 200, 30)
         skip_top = right.number_input(t("skip_top"), 0, 50, 0)
         max_overlap = st.slider(t("max_overlap"), 0.1, 1.0, 0.5, 0.05)
+        margin = st.slider(t("margin"), 0.0, 0.3, 0.05, 0.01, disabled="dense" not in kinds)
         if st.button(t("mine_button"), disabled=source == "file" and upload is None):
             update, clear = progress_bar(t("mining"))
             try:
                 pairs = pairs_from_file(upload.getvalue(), upload.name) if upload else pairs_from_eval(collection)
-                options = MiningOptions(tuple(kinds), skip_top, depth, per_pair, max_overlap)
+                options = MiningOptions(tuple(kinds), skip_top, depth, per_pair, max_overlap, margin)
                 found = mine(collection, pairs, options, update)
             except MedSearchError as exc:
                 clear()
