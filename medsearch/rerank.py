@@ -1,5 +1,6 @@
 """Cross-encoder reranking: a first-stage retriever finds candidates, a cross-encoder (sentence-transformers'
-`CrossEncoder`, reading query and passage together) puts its top `k_first` in order.
+`CrossEncoder`, reading query and passage together) puts its top `k_first` in order; a ColBERT model
+(`medsearch.colbert`, token vectors scored by MaxSim) can take the cross-encoder's place.
 
 Rerankers are named like embedding models (`medsearch.modelref`): a local folder, a fine-tuned one
 (`home:finetuned/NAME`) or a Hugging Face id already in the local cache (nothing is downloaded unless asked).
@@ -34,7 +35,8 @@ _LOADING = threading.RLock()
 
 
 class Reranker:
-    """A loaded cross-encoder: `scores(query, passages)`, higher is more relevant."""
+    """A loaded cross-encoder: `scores(query, passages)`, higher is more relevant (`colbert.ColbertReranker`
+    scores the same way with MaxSim)."""
 
     def __init__(self, spec: str, model: CrossEncoder) -> None:
         self.spec, self.model = spec, model
@@ -49,8 +51,9 @@ class Reranker:
 
 
 def load_reranker(spec: str, home: str | Path | None = None, *, download: bool = False) -> Reranker:
-    """The cross-encoder a spec names, loaded once per process; a Hugging Face id must be in the local cache
-    unless `download`. MedSearchError when it cannot be loaded."""
+    """The reranker a spec names (a cross-encoder, or a ColBERT model: `medsearch.colbert.ColbertReranker`), loaded
+    once per process; a Hugging Face id must be in the local cache unless `download`. MedSearchError when it
+    cannot be loaded."""
     ref = ModelRef.parse(spec)
     if ref.kind not in ("hub", "folder", "home"):
         raise MedSearchError(f"'{spec}' is an embedding model, not a cross-encoder: give a reranker's folder, "
@@ -61,8 +64,14 @@ def load_reranker(spec: str, home: str | Path | None = None, *, download: bool =
 
 @lru_cache(maxsize=4)
 def _load(spec: str, location: str, download: bool) -> Reranker:
+    """A `ColbertReranker` when the folder holds a multi-vector model (`colbert.is_multi_vector`), else the
+    cross-encoder."""
     from sentence_transformers import CrossEncoder
 
+    from medsearch.colbert import ColbertReranker, is_multi_vector, load_colbert
+
+    if is_multi_vector(location, download):
+        return ColbertReranker(spec, load_colbert(location, spec, download))
     try:
         model = CrossEncoder(location, device="cpu", local_files_only=not download)
     except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"

@@ -92,6 +92,15 @@ def top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, scores[rows]
 
 
+def index_hits(retriever, scores: np.ndarray, k: int, where: Filter | None) -> list[Hit]:
+    """The top-k of an index's scores as hits: `retriever` has `rows` (index position → table row), `table` and
+    `name`; with a filter, positions whose chunk does not match score nothing."""
+    if where is not None:
+        scores = np.where(np.isin(retriever.rows, retriever.table.matching(where)), scores, 0)
+    positions, top = top_rows(scores, k)
+    return retriever.table.hits(retriever.rows[positions], top, retriever.name)
+
+
 def by_document(hits: list[Hit], k: int) -> list[list[Hit]]:
     """The hits of at most k documents, grouped per document in the order of each one's best hit: the best
     first (re-ranked 1..k), then the document's other hits in their order."""

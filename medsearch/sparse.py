@@ -15,7 +15,7 @@ from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
 
 from medsearch.filters import Filter
 from medsearch.records import Hit
-from medsearch.retrieval import Table, top_rows
+from medsearch.retrieval import Table, index_hits
 from medsearch.text import Tokenizer
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: only TF-IDF needs it, and loads it when used
@@ -144,20 +144,12 @@ class BM25Retriever:
         return self.index.get_scores(known)
 
     def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:
-        return _hits(self, self.scores(self.tokenizer(query)), k, where)
+        return index_hits(self, self.scores(self.tokenizer(query)), k, where)
 
 
 def _rows(folder: Path) -> np.ndarray | None:
     path = folder / "rows.npy"
     return np.load(path) if path.exists() else None
-
-
-def _hits(retriever, scores: np.ndarray, k: int, where: Filter | None) -> list[Hit]:
-    """The top-k positions as hits; with a filter, positions whose chunk does not match score nothing."""
-    if where is not None:
-        scores = np.where(np.isin(retriever.rows, retriever.table.matching(where)), scores, 0)
-    positions, top = top_rows(scores, k)
-    return retriever.table.hits(retriever.rows[positions], top, retriever.name)
 
 
 def _identity(tokens: list[str]) -> list[str]:
@@ -210,4 +202,4 @@ class TfidfRetriever:
 
     def search(self, query: str, k: int = 10, where: Filter | None = None) -> list[Hit]:
         qvec = self.vectorizer.transform([self.tokenizer(query)])
-        return _hits(self, np.asarray((self.matrix @ qvec.T).todense()).ravel(), k, where)
+        return index_hits(self, np.asarray((self.matrix @ qvec.T).todense()).ravel(), k, where)

