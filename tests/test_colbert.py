@@ -146,3 +146,22 @@ def test_unknown_hub_id_is_one_line_and_not_downloaded():
         with pytest.raises(MedSearchError) as err:
             load("medsearch-nobody/no-such-colbert")
         assert "\n" not in str(err.value) and "no-such-colbert" in str(err.value)
+
+
+def test_cli_trains_a_colbert_reranker_that_search_uses_by_name(trained, tmp_path):
+    import json
+
+    from medsearch.rerank import rerankers_root
+    from tests.test_cli import run
+
+    home, triplets = tmp_path / "home", tmp_path / "triplets.jsonl"
+    triplets.write_text("".join(json.dumps(t) + "\n" for t in TRIPLETS), encoding="utf-8")
+    made = run("train-reranker", "--family", "colbert", "--triplets", str(triplets), "--base", str(trained[3]),
+               "--name", "late", "--epochs", "1", "--batch-size", "7", home=home)
+    assert "saved a colbert reranker" in made.stdout
+    assert json.loads((rerankers_root(home) / "late" / "medsearch.json").read_text())["family"] == "colbert"
+    Collection.create("cb", DOCS, BuildOptions(models=[]), home=home)
+    rows = json.loads(run("search", "cb", "aspirin syrup inhaler", "--retriever", "bm25", "--rerank", "late",
+                          "--json", home=home).stdout)
+    assert len(rows) == 3 and {r["retriever"] for r in rows} == {"bm25+rerank"}
+    assert isinstance(load_reranker("late", home), ColbertReranker)

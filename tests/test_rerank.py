@@ -132,7 +132,7 @@ def test_cli_trains_searches_and_evaluates_with_a_reranker(trained, tmp_path):
     made = run("train-reranker", "--triplets", str(triplets), "--base", base, "--name", "ward",
                "--epochs", "2", "--batch-size", "4", home=home)
     out = rerankers_root(home) / "ward"  # saved among the server's rerankers, which the app offers
-    assert "saved a reranker" in made.stdout and (out / "model.safetensors").is_file()
+    assert "saved a cross-encoder reranker" in made.stdout and (out / "model.safetensors").is_file()
     assert list_rerankers(home) == ["ward"] and json.loads((out / "medsearch.json").read_text())["steps"] == 6
     again = run("train-reranker", "--triplets", str(triplets), "--base", base, "--name", "ward", home=home, check=False)
     assert again.returncode == 1 and "A reranker named 'ward' exists already" in again.stderr
@@ -148,6 +148,9 @@ def test_cli_trains_searches_and_evaluates_with_a_reranker(trained, tmp_path):
     assert [r["retriever"] for r in rows] == ["bm25+rerank"] * 3 + ["bm25"]
     assert rows[0]["doc_id"] == Collection.open("guide", home).search(
         QUERY, 1, "bm25", rerank=folder, rerank_k=3)[0].doc_id
+    by_name = json.loads(run("search", "guide", QUERY, "--retriever", "bm25", "--rerank", "ward", "--json", home=home).stdout)
+    assert [r["doc_id"] for r in by_name] == [h.doc_id for h in Collection.open("guide", home).search(
+        QUERY, len(by_name), "bm25", rerank=str(out))]  # a server reranker by its bare name
     failed = run("search", "guide", "asthma", "--rerank", "nobody/no-such-reranker", home=home, check=False)
     assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and "Cannot load reranker" in failed.stderr
 

@@ -150,7 +150,7 @@ def test_dense_candidates_pass_the_relative_margin_guard(demo_home):
     """Dense negatives come through sentence-transformers' mine_hard_negatives: each scores at least
     `relative_margin` of the positive's score below it, so a stricter margin keeps fewer."""
     demo = Collection.open("demo", demo_home)
-    pairs = pairs_from_eval(demo)[:12]
+    pairs = pairs_from_eval(demo)[:6]
     options = {"retrievers": ("dense",), "negatives": 15, "depth": 15, "max_overlap": 1.01}  # keep all it passes
     loose = mine(demo, pairs, MiningOptions(relative_margin=0.0, **options))
     strict = mine(demo, pairs, MiningOptions(relative_margin=0.05, **options))
