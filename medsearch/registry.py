@@ -43,20 +43,38 @@ def model_path(name: str, home: str | Path | None = None) -> Path:
     return models_root(home) / validate_model_name(name)
 
 
-def ensure_free(name: str, home: str | Path | None = None) -> None:
-    """Raise when a fine-tuned model of that name exists already."""
-    if model_path(name, home).exists():
-        raise MedSearchError(f"A fine-tuned model named '{name}' exists already: pick another name or delete it.")
+def trained_path(name: str, home: str | Path | None = None, reranker: bool = False) -> Path:
+    """The folder of a fine-tuned model, or with `reranker` of a server reranker (whether or not it exists yet)."""
+    from medsearch.rerank import reranker_path
+
+    return reranker_path(name, home) if reranker else model_path(name, home)
 
 
-def register(folder: str | Path, card: dict, home: str | Path | None = None) -> Path:
-    """Move a trained model folder (holding its card.json) into the registry under `card["name"]`."""
-    target = model_path(card["name"], home)
-    ensure_free(card["name"], home)
+def ensure_free(name: str, home: str | Path | None = None, reranker: bool = False) -> None:
+    """Raise when a fine-tuned model (or with `reranker`, a server reranker) of that name exists already."""
+    if trained_path(name, home, reranker).exists():
+        kind = "reranker" if reranker else "fine-tuned model"
+        raise MedSearchError(f"A {kind} named '{name}' exists already: pick another name or delete it.")
+
+
+def register(folder: str | Path, card: dict, home: str | Path | None = None, reranker: bool = False) -> Path:
+    """Move a trained model folder (holding its card.json) into the registry under `card["name"]`, or with
+    `reranker` among the server's rerankers."""
+    target = trained_path(card["name"], home, reranker)
+    ensure_free(card["name"], home, reranker)
     target.parent.mkdir(parents=True, exist_ok=True)
     (Path(folder) / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
     shutil.move(str(folder), str(target))
     return target
+
+
+def trained_card(name: str, home: str | Path | None = None, reranker: bool = False) -> dict | None:
+    """The card.json of a fine-tuned model (or with `reranker`, of a server reranker trained here), if any."""
+    path = trained_path(name, home, reranker) / "card.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def list_models(home: str | Path | None = None) -> list[dict]:

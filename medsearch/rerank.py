@@ -24,6 +24,7 @@ from medsearch.home import folder_name, medsearch_home
 from medsearch.modelref import ModelRef
 from medsearch.records import Chunk, Hit, MedSearchError
 from medsearch.retrieval import Retriever
+from medsearch.text import text_languages
 from medsearch.trainers import Progress, labelled_pairs, loss_summary, run_trainer, save_with_card
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ def train_reranker(triplets: Sequence[dict], base: str, out: str | Path, *, epoc
     card = {"kind": "cross-encoder", "base": base, "loss": "bce", "n_triplets": len(triplets), "n_pairs": len(pairs),
             "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "steps": steps,
             "trainer": "sentence-transformers CrossEncoderTrainer", **loss_summary(losses),
+            "languages": text_languages([text for pair in pairs for text in pair[:2]]),
             "train_seconds": round(time.monotonic() - started, 1)}
     save_with_card(model.save_pretrained, card, out)
     return card
@@ -176,9 +178,12 @@ def _trainable(base: str, max_length: int, home: str | Path | None, seed: int) -
     import torch
     from sentence_transformers import CrossEncoder
 
+    from medsearch.encoders import transformer_folder
+
     torch.manual_seed(seed)
-    ref = ModelRef.parse(base)
+    location = transformer_folder(base, home)
     try:
-        return CrossEncoder(ref.location(home), device="cpu", num_labels=1, max_length=max_length, local_files_only=True)
+        return CrossEncoder(location, device="cpu", num_labels=1, max_length=max_length,
+                            local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - hub, disk and format errors all mean "cannot load"
         raise MedSearchError(f"Cannot load base model '{base}': {str(exc).splitlines()[0][:200]}") from exc

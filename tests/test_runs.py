@@ -8,10 +8,12 @@ import pytest
 
 from medsearch.collection import BuildOptions, Collection
 from medsearch.records import Document, MedSearchError
-from medsearch.registry import delete_model, list_models, model_path
+from medsearch.registry import delete_model, list_models, model_path, trained_card
+from medsearch.rerank import list_rerankers, load_reranker
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.training import TrainConfig
 from tests.test_training import ZH, ZH_PAIRS
+from tests.tiny_models import tiny_bert
 
 
 def wait(run_id: str, home, until, timeout: float = 90.0):
@@ -48,6 +50,28 @@ def test_run_is_followed_to_a_registered_model_usable_in_a_collection(tmp_path):
     assert hits and hits[0].doc_id == "d0"
     delete_model("zh-run", tmp_path)
     assert list_models(tmp_path) == []
+
+
+@pytest.mark.parametrize("family", ["cross-encoder", "colbert"])
+def test_reranker_runs_join_the_servers_rerankers(tmp_path, family):
+    """A reranker family trains in the background too, is compared with BM25 on the held-out queries (it reorders
+    BM25's top hits there) and lands among the server's rerankers, which Search and Compare offer."""
+    words = [w for q, p in ZH for w in (q, p)]
+    base = tiny_bert(tmp_path / "base", words)
+    config = TrainConfig(base=str(base), family=family, epochs=2, batch_size=8, learning_rate=1e-3, held_out=0.2,
+                         name=f"zh-{family}")
+    run_id = start_run(ZH_PAIRS, config, home=tmp_path)
+    status = wait(run_id, tmp_path, lambda s: s.state not in ("queued", "running"), timeout=180)
+    assert status.state == "done", status.message
+    assert set(status.metrics) == {"base", "tuned"} and status.total == status.step > 0
+    assert list_rerankers(tmp_path) == [f"zh-{family}"] and list_models(tmp_path) == []
+    card = trained_card(f"zh-{family}", tmp_path, reranker=True)
+    assert card["baseline"] == "bm25" and card["note"] == "reranker_vs_bm25" and card["family"] == family
+    assert card["loss"] == ("bce" if family == "cross-encoder" else "mnrl-maxsim") and card["n_held_out"] == 5
+    reranker = load_reranker(f"zh-{family}", tmp_path)
+    assert (type(reranker).__name__ == "ColbertReranker") == (family == "colbert")
+    with pytest.raises(MedSearchError, match="A reranker named"):
+        start_run(ZH_PAIRS, config, home=tmp_path)
 
 
 @pytest.fixture(autouse=True)

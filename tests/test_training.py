@@ -146,7 +146,7 @@ def test_fine_tune_compares_static_with_bm25(tmp_path):
 
 
 def test_evaluate_models_warns_when_tuned_is_worse(tiny_bert):
-    report = evaluate_models(TRIPLETS, "minilm", tiny_bert)  # a random model is worse than MiniLM
+    report = evaluate_models(TRIPLETS, TrainConfig(base="minilm"), tiny_bert)  # a random model is worse than MiniLM
     assert report["metrics"]["base"]["ndcg@10"] > report["metrics"]["tuned"]["ndcg@10"]
     assert report["warning"] == "worse" and report["losses"] > 0 and report["n_passages"] == 8
 
@@ -241,5 +241,8 @@ def test_dpr_family_trains_a_query_and_a_passage_encoder(tiny_bert, tmp_path):
 
 
 def test_unknown_family_is_one_line_error(tiny_bert, tmp_path):
-    with pytest.raises(MedSearchError, match=r"^Unknown model family 'colbert2': choose one of bi-encoder, dpr\.$"):
-        train(TRIPLETS, TrainConfig(base=str(tiny_bert), family="colbert2"), tmp_path / "x")
+    with pytest.raises(MedSearchError, match=r"^Unknown model family 'colbert2': choose one of bi-encoder, dpr, "
+                                             r"cross-encoder, colbert\.$"):
+        fine_tune(TRIPLETS, TrainConfig(base=str(tiny_bert), family="colbert2"), tmp_path / "x")
+    with pytest.raises(MedSearchError, match=r"^'colbert' is not an embedding model family"):
+        train(TRIPLETS, TrainConfig(base=str(tiny_bert), family="colbert"), tmp_path / "x")

@@ -10,10 +10,10 @@ from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.modelref import finetuned
 from medsearch.records import MedSearchError
-from medsearch.registry import list_models
+from medsearch.registry import list_models, trained_card
 from medsearch.runs import cancel_run, list_runs, run_status, start_run
 from medsearch.store import Store
-from medsearch.training import FAMILIES, TrainConfig
+from medsearch.training import FAMILIES, RERANKING, TrainConfig
 from medsearch.triplets import read_triplets
 from views.common import local_time, model_label, pick_collection, require, texts, with_progress
 
@@ -38,6 +38,11 @@ TEXTS = Texts({
     "family": ("Model family", "模型结构"),
     "bi-encoder": ("one encoder for questions and passages", "问题与段落共用一个编码器"),
     "dpr": ("two encoders: questions, passages (DPR)", "问题、段落各用一个编码器（双编码器）"),
+    "cross-encoder": ("reranker reading question and passage together (cross-encoder)", "重排序：问题与段落一起读（交叉编码器）"),
+    "colbert": ("reranker matching token by token (ColBERT)", "重排序：逐词向量匹配（后期交互）"),
+    "reranker_loss": ("Rerankers train with their own loss.", "重排序模型使用自己的损失函数。"),
+    "reranker_ready": ("'{name}' is one of the server's rerankers now: choose it on the Search and Compare pages.",
+                       "“{name}”已成为服务器的重排序模型：可在检索和对比页面选用。"),
     "infonce": ("InfoNCE (in-batch + hard negatives)", "InfoNCE（批内负例 + 难负例）"),
     "margin": ("Margin (triplet)", "Margin（三元组间隔）"), "contrastive": ("Contrastive (pairs)", "Contrastive（成对对比）"),
     "epochs": ("Epochs", "轮数"), "batch": ("Batch size", "批大小"),
@@ -105,10 +110,12 @@ def training_data(store: Store) -> list[dict]:
 
 
 def settings() -> TrainConfig:
-    left, family_column, middle, right = st.columns(4)
-    base = left.selectbox(t("base"), BASES, format_func=t)
+    family_column, left, middle, right = st.columns(4)
     family = family_column.selectbox(t("family"), FAMILIES, format_func=t)
-    loss = middle.selectbox(t("loss"), LOSSES, format_func=t)
+    reranker = family in RERANKING
+    base = left.selectbox(t("base"), BASES[1:] if reranker else BASES, format_func=t, key=f"base-{reranker}")
+    loss = middle.selectbox(t("loss"), LOSSES, format_func=t, disabled=reranker,
+                            help=t.plain("reranker_loss") if reranker else None)
     name = right.text_input(t("name")).strip() or None
     cols = st.columns(5)
     epochs = cols[0].number_input(t("epochs"), 1, 50, 5 if base == "static" else 1)
@@ -145,12 +152,15 @@ def before_after(status, home) -> None:
         st.warning(t("not_compared"))
     if not metrics:
         return
-    baseline = status.config.get("base") if status.config.get("base") != "static" else "BM25"
+    reranker = status.config.get("family") in RERANKING
+    baseline = "BM25" if reranker or status.config.get("base") == "static" else status.config.get("base")
     st.markdown(f"**{t('before_after', baseline=baseline)}**")
     cols = st.columns(len(metrics["tuned"]))
     for col, (name, after) in zip(cols, metrics["tuned"].items()):
         col.metric(f"{t(name) if name in TEXTS.entries else name} · {t('after')}", f"{after:.3f}", f"{after - metrics['base'][name]:+.3f}")
-    card = next((c for c in list_models(home) if c["name"] == status.model), None)
+    card = trained_card(status.model, home, reranker) if status.model else None
+    if reranker and card:
+        st.info(t("reranker_ready", name=status.model))
     if card:
         counts = {t(k): card[k] for k in ("wins", "losses", "ties")}
         chart = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#2e7d32", "#c62828", "#9e9e9e"]))
