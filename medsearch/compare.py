@@ -1,27 +1,91 @@
-"""Side-by-side comparison of retrievers on one query or on a whole judged query set."""
+"""Side-by-side comparison of two or three search pipelines (a first stage, its dense model, an optional reranker)
+on one query or on a whole judged query set."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medsearch.collection import Collection
+from medsearch.encoders import canonical
 from medsearch.jsonl import read_jsonl
 from medsearch.limits import checked_query
 from medsearch.metrics import evaluate_run, query_scores, run_from_hits
 from medsearch.modelref import ModelRef
 from medsearch.records import Hit, MedSearchError
-from medsearch.rerank import K_FIRST, Reranker
+from medsearch.rerank import K_FIRST
 
 DEPTH = 100
 SHOWN_METRICS = ("ndcg@10", "mrr@10", "recall@10")
+KINDS = ("bm25", "tfidf", "dense", "hybrid", "auto")  # every first stage `Collection.search_documents` runs
+MODEL_KINDS = ("dense", "hybrid", "auto")  # the kinds that search with a dense model
+TIE = 0.001  # two scores closer than this are a tie
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One column of a comparison: a first-stage retriever `kind`, the dense `model` of a kind that uses one (None:
+    the collection's default; dropped for bm25 and tfidf), and an optional reranker spec (`medsearch.rerank`: a
+    cross-encoder or ColBERT) reordering its top `rerank_k` hits (dropped without a reranker)."""
+
+    kind: str
+    model: str | None = None
+    rerank: str | None = None
+    rerank_k: int = K_FIRST
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise MedSearchError(f"Unknown retriever '{self.kind}': choose one of {', '.join(KINDS)}.")
+        if self.kind not in MODEL_KINDS:
+            object.__setattr__(self, "model", None)
+        if not self.rerank:
+            object.__setattr__(self, "rerank", None)
+            object.__setattr__(self, "rerank_k", K_FIRST)
+        elif self.rerank_k < 1:
+            raise MedSearchError("Rerank at least 1 hit.")
+
+    @property
+    def key(self) -> str:
+        """A stable short name (`kind`, `kind:model`, then `>reranker@k`): the pipeline's key in a `Comparison` and
+        in `per_query` rows."""
+        first = f"{self.kind}:{self.model}" if self.model else self.kind
+        return f"{first}>{self.rerank}@{self.rerank_k}" if self.rerank else first
+
+    def on(self, collection: Collection) -> Pipeline:
+        """The same pipeline as the collection runs it: its default model filled in, model and reranker specs
+        canonical (so two names of one model are one pipeline)."""
+        model = canonical(self.model) if self.model else collection.default_model
+        return replace(self, model=model, rerank=str(ModelRef.parse(self.rerank)) if self.rerank else None)
+
+    def documents(self, collection: Collection, queries: list[str], k: int = DEPTH) -> list[list[Hit]]:
+        """Each query's top-k documents through this pipeline."""
+        return collection.search_documents(queries, k, self.kind, self.model, rerank=self.rerank,
+                                           rerank_k=self.rerank_k)
+
+
+class SamePipelines(MedSearchError):
+    """Two columns of a comparison are one pipeline (`index`: the second of them)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"Pipeline {index + 1} is the same as an earlier one: change one of them.")
+        self.index = index
+
+
+def resolved(collection: Collection, pipelines: Sequence[Pipeline]) -> list[Pipeline]:
+    """The pipelines as the collection runs them (`Pipeline.on`); SamePipelines when two of them are one."""
+    done: list[Pipeline] = []
+    for n, pipeline in enumerate(pipelines):
+        done.append(pipeline.on(collection))
+        if done[-1] in done[:-1]:
+            raise SamePipelines(n)
+    return done
 
 
 @dataclass
 class Entry:
-    """One document in one retriever's list, with where the other retrievers put it (None: not in their top DEPTH)."""
+    """One document in one pipeline's list, with where the other pipelines put it (None: not in their top DEPTH)."""
 
     hit: Hit
     others: dict[str, int | None]
@@ -31,12 +95,15 @@ class Entry:
 
 @dataclass
 class Comparison:
-    """The top-k documents of each retriever for one query, cross-referenced."""
+    """The top-k documents of each pipeline for one query, cross-referenced; every dict is keyed by `Pipeline.key`
+    (`took_ms`: how long each reranked pipeline's rerank took)."""
 
     query: str
     k: int
+    pipelines: dict[str, Pipeline]
     columns: dict[str, list[Entry]]
     found: dict[str, list[Hit]]
+    took_ms: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def judge(self, relevant: Mapping[str, int]) -> Comparison:
@@ -70,42 +137,64 @@ def judged(collection: Collection, query: str) -> dict[str, int]:
     return {}
 
 
-def compare(collection: Collection, query: str, retrievers: Sequence[str] = ("bm25", "dense"), k: int = 10,
-            model: str | None = None, rerank: str | Reranker | None = None,
-            rerank_k: int = K_FIRST) -> Comparison:
-    """Each retriever's top-k documents and where the others ranked them (judged with the collection's qrels).
-    A retriever named `<first>+rerank` is `<first>` with its top `rerank_k` chunks reordered by the cross-encoder
-    `rerank` (its hits keep the cross-encoder's raw scores)."""
-    def documents(kind: str) -> list[Hit]:
-        first, _, reranked = kind.partition("+")
-        if reranked and (reranked != "rerank" or not rerank):
-            raise MedSearchError(f"'{kind}' is not a retriever; '<retriever>+rerank' needs a reranker.")
-        return collection.search_documents([checked_query(query)], DEPTH, first, model,
-                                           rerank=rerank if reranked else None, rerank_k=rerank_k)[0]
+BASELINE = (Pipeline("bm25"), Pipeline("dense"))
 
-    found = {kind: documents(kind) for kind in retrievers}
+
+def compare(collection: Collection, query: str, pipelines: Sequence[Pipeline] = BASELINE, k: int = 10) -> Comparison:
+    """Each pipeline's top-k documents and where the others ranked them (judged with the collection's qrels); a
+    reranked pipeline's hits keep the reranker's raw scores. SamePipelines when two pipelines are one."""
+    text = checked_query(query)
+    runs = {p.key: p for p in resolved(collection, pipelines)}
+    found, took = {}, {}
+    for key, pipeline in runs.items():
+        found[key] = pipeline.documents(collection, [text])[0]
+        if pipeline.rerank:
+            took[key] = collection.reranked(pipeline.kind, pipeline.model, pipeline.rerank, pipeline.rerank_k).last_ms
     ranks = {name: {h.doc_id: h.rank for h in hits} for name, hits in found.items()}
     columns = {name: [Entry(h, {o: ranks[o].get(h.doc_id) for o in found if o != name},
                             all(ranks[o].get(h.doc_id, k + 1) <= k for o in found)) for h in hits[:k]]
                for name, hits in found.items()}
-    return Comparison(query, k, columns, found).judge(judged(collection, query))
+    return Comparison(query, k, runs, columns, found, took).judge(judged(collection, query))
 
 
-def per_query(collection: Collection, retrievers: Sequence[str] = ("bm25", "dense"), model: str | None = None,
-              metric: str = "ndcg@10") -> list[dict]:
-    """`metric` of each retriever on every judged query of the collection: [{qid, query, <retriever>: value}]."""
+def per_query(collection: Collection, pipelines: Sequence[Pipeline] = BASELINE, metric: str = "ndcg@10") -> list[dict]:
+    """`metric` of each pipeline on every judged query of the collection: [{qid, query, <Pipeline.key of the
+    pipeline as the collection runs it (`Pipeline.on`)>: value}]."""
     eval_set = collection.eval_set
     if eval_set is None:
         return []
     qrels = {q: grades for split in eval_set.qrels.values() for q, grades in split.items() if q in eval_set.queries}
     ids = sorted(qrels)
     texts = [eval_set.queries[q] for q in ids]
-    scores = {}
-    for kind in retrievers:
-        hits = collection.search_documents(texts, DEPTH, kind, model)
-        scores[kind] = query_scores(qrels, run_from_hits(dict(zip(ids, hits))), metric)
-    return [{"qid": q, "query": eval_set.queries[q], **{kind: scores[kind].get(q, 0.0) for kind in retrievers}}
+    scores = {p.key: query_scores(qrels, run_from_hits(dict(zip(ids, p.documents(collection, texts)))), metric)
+              for p in resolved(collection, pipelines)}
+    return [{"qid": q, "query": eval_set.queries[q], **{key: found.get(q, 0.0) for key, found in scores.items()}}
             for q in ids]
+
+
+@dataclass
+class HeadToHead:
+    """Two pipelines (`a`, `b`: keys) on the same queries: the rows ordered by `b − a`, those differences, on how
+    many queries b is better (wins), worse (losses) or within `TIE` (ties), and each one's mean."""
+
+    a: str
+    b: str
+    rows: list[dict]
+    diffs: list[float]
+    wins: int
+    losses: int
+    ties: int
+    means: tuple[float, float]
+
+
+def head_to_head(rows: Sequence[dict], a: Pipeline, b: Pipeline) -> HeadToHead:
+    """`per_query` rows read as b against a (pipelines as `resolved` gives them)."""
+    ordered = sorted(rows, key=lambda r: r[b.key] - r[a.key])
+    diffs = [r[b.key] - r[a.key] for r in ordered]
+    wins, losses = sum(d > TIE for d in diffs), sum(d < -TIE for d in diffs)
+    n = max(len(ordered), 1)
+    return HeadToHead(a.key, b.key, ordered, diffs, wins, losses, len(ordered) - wins - losses,
+                      (sum(r[a.key] for r in ordered) / n, sum(r[b.key] for r in ordered) / n))
 
 
 @dataclass

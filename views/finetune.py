@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from medsearch.audit import record
-from medsearch.compare import per_query
+from medsearch.compare import Pipeline, head_to_head, per_query
 from medsearch.i18n import Texts
 from medsearch.inert import inert
 from medsearch.modelref import finetuned
@@ -203,10 +203,10 @@ def use_model(collection, name: str) -> None:
     record("add_model", collection.name, user.name, collection.folder.parent, model=name)
     st.success(t("used", name=name, collection=collection.name))
     if updated.eval_set and updated.default_model:
-        base = per_query(updated, ("dense",))
-        tuned = per_query(updated, ("dense",), spec)
-        mean = lambda rows: sum(r["dense"] for r in rows) / max(len(rows), 1)  # noqa: E731
-        st.info(t("qrels", base=updated.default_model, b=mean(base), name=name, n=mean(tuned)))
+        base, tuned = (Pipeline("dense", model).on(updated) for model in (updated.default_model, spec))
+        if base != tuned:
+            means = head_to_head(per_query(updated, (base, tuned)), base, tuned).means
+            st.info(t("qrels", base=updated.default_model, b=means[0], name=name, n=means[1]))
 
 
 def registry(collection) -> None:
