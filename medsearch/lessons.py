@@ -7,17 +7,23 @@ relevance judgments, cosine similarities, a training triplet with its loss value
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from medsearch.collection import Collection
 from medsearch.compare import judged
-from medsearch.encoders import Encoder
+from medsearch.encoders import Encoder, sentence_transformer
 from medsearch.grounding import Answer, extractive_answer, grounded_prompt, passages_from_hits
 from medsearch.limits import checked_query
 from medsearch.records import MedSearchError, Passage
+from medsearch.rerank import Reranker
 from medsearch.text import Tokenizer
 from medsearch.training import LOSSES, TrainConfig, make_loss
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 RAG_QUESTION = "孕妇能吃头孢吗？"
 SPARSE_QUERY = "吃完饭胸口火辣辣的，还总往上冒酸水"
@@ -123,6 +129,56 @@ def triplet_losses(encoder: Encoder, triplet: Triplet) -> TripletScores:
     losses = {name: float(make_loss(None, TrainConfig(loss=name)).compute_loss_from_embeddings(*columns[name]))
               for name in LOSSES}
     return TripletScores(float(q[0] @ p[0]), float(q[0] @ n[0]), losses)
+
+
+@dataclass
+class Interaction:
+    """One passage scored three ways for the same query: one vector each (cosine), a vector per token (MaxSim:
+    each query token's best match in the passage, averaged; `alignment` lists query token → passage token,
+    similarity) and read together by a cross-encoder (`cross`, None without a reranker)."""
+
+    passage: Passage
+    cosine: float
+    maxsim: float
+    alignment: list[tuple[str, str, float]]
+    cross: float | None
+
+
+def token_vectors(model: SentenceTransformer, text: str, prompt: str = "") -> tuple[list[str], np.ndarray]:
+    """The text's word pieces (special tokens, the prompt's and bare word-start marks left out) and their
+    L2-normalised vectors from the model's transformer: what a ColBERT model keeps (before its projection)."""
+    tokenizer = model.tokenizer
+    ids = tokenizer(prompt + text, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    vectors = np.asarray(model.encode(prompt + text, output_value="token_embeddings", convert_to_numpy=True))
+    skip = len(tokenizer(prompt)["input_ids"]) - 1 if prompt else 1  # the start token and the prompt's pieces
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    keep = [i for i, (piece, token) in enumerate(zip(pieces, ids)) if i >= skip
+            and token not in tokenizer.all_special_ids and piece.strip("▁#")]
+    chosen = vectors[keep]
+    return [pieces[i].strip("▁#") for i in keep], chosen / np.linalg.norm(chosen, axis=1, keepdims=True)
+
+
+def interactions(collection: Collection, query: str = DENSE_QUERY, k: int = 3,
+                 reranker: Reranker | None = None) -> list[Interaction]:
+    """The dense model's top-k documents for the query, each scored by single-vector cosine, by late interaction
+    (MaxSim over the same model's token vectors) and, given one, by a cross-encoder."""
+    encoder = sentence_transformer(collection.dense().encoder)
+    if encoder is None:
+        raise MedSearchError("The late-interaction lesson needs a local dense model (not an endpoint).")
+    passages = top_passages(collection, query, k, "dense")
+    texts = [p.text for p in passages]
+    cosines = encoder.encode(texts, query=False) @ encoder.encode([query], query=True)[0]
+    crosses = reranker.scores(query, texts) if reranker else [None] * len(texts)
+    words, query_vectors = token_vectors(encoder.model, query, encoder.query_prefix)
+    found = []
+    for passage, cosine, cross in zip(passages, cosines, crosses):
+        pieces, vectors = token_vectors(encoder.model, passage.text, encoder.passage_prefix)
+        similarity = query_vectors @ vectors.T
+        best = similarity.argmax(axis=1)
+        alignment = [(word, pieces[j], float(similarity[i, j])) for i, (word, j) in enumerate(zip(words, best))]
+        found.append(Interaction(passage, float(cosine), float(similarity.max(axis=1).mean()), alignment,
+                                 None if cross is None else float(cross)))
+    return found
 
 
 def grounded_demo(collection: Collection, question: str, k: int = 3) -> GroundedDemo:

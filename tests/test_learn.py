@@ -7,7 +7,9 @@ from html import unescape as visible
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medsearch.lessons import DENSE_QUERY, demo_triplet, relevant, says_without_words
+from medsearch.collection import Collection
+from medsearch.lessons import DENSE_QUERY, demo_triplet, interactions, relevant, says_without_words
+from medsearch.rerank import load_reranker
 from medsearch.text import Tokenizer
 
 
@@ -27,7 +29,7 @@ def test_page_runs_in_both_languages(page, lang, title, button):
     app = page(lang)
     assert title in app.title[0].value
     assert [b.label for b in app.button][-1] == button
-    assert len(app.subheader) == 5
+    assert len(app.subheader) == 6
     seed = json.loads(app.code[0].value)
     assert list(seed) == ["query", "positive", "negative"] and seed["query"] == DENSE_QUERY
 
@@ -91,3 +93,28 @@ def test_says_without_words():
     assert says_without_words("高血压患者应减少钠盐摄入。", DENSE_QUERY, "高血压", tokenizer)
     assert not says_without_words("高血压患者血压升高时应就医。", DENSE_QUERY, "高血压", tokenizer)
     assert not says_without_words("低血压可引起头晕。", DENSE_QUERY, "高血压", tokenizer)
+
+
+def test_late_interaction_lesson_scores_three_ways(page):
+    app = click(page("zh"), "learn-li")
+    labels = [m.label for m in app.metric]
+    assert labels[:2] == ["单向量：余弦", "后期交互：MaxSim"] and len(labels) == 6  # no server reranker: two per passage
+    assert all(0 < float(m.value) <= 1 for m in app.metric)
+    assert any("服务器上还没有重排序模型" in c.value for c in app.caption)
+    table = app.table[0].value
+    pieces, matches = list(table.iloc[:, 0]), list(table.iloc[:, 1])
+    assert pieces[:4] == ["血", "压", "升", "高"] and matches[:2] == ["血", "压"]  # the query's words, each matched
+
+
+def test_interactions_add_the_cross_encoders_own_scores(demo_home, tmp_path):
+    from tests.tiny_models import tiny_cross_encoder
+
+    demo = Collection.open("demo", demo_home)
+    reranker = load_reranker(str(tiny_cross_encoder(tmp_path / "ce", list(DENSE_QUERY))))
+    rows = interactions(demo, DENSE_QUERY, 3, reranker)
+    assert len(rows) == 3 and [r.passage.n for r in rows] == [1, 2, 3]
+    expected = reranker.scores(DENSE_QUERY, [r.passage.text for r in rows])
+    assert [r.cross for r in rows] == pytest.approx(expected.tolist(), abs=1e-5)
+    for row in rows:  # MaxSim is the mean of each query piece's best similarity, listed in the alignment
+        assert row.maxsim == pytest.approx(sum(v for *_, v in row.alignment) / len(row.alignment), abs=1e-5)
+

@@ -20,6 +20,7 @@ from medsearch.lessons import (
     Ranked,
     demo_triplet,
     grounded_demo,
+    interactions,
     ranked,
     similarities,
     top_passages,
@@ -27,7 +28,7 @@ from medsearch.lessons import (
 )
 from medsearch.limits import MAX_QUERY_CHARS
 from medsearch.records import MedSearchError
-from views.common import collections, failure, open_collection, passage_card, progress_bar, texts
+from views.common import collections, failure, open_collection, passage_card, pick_reranker, progress_bar, texts
 
 TEXTS = Texts({
     "title": ("Learn: how MedSearch finds and grounds answers", "入门讲解：MedSearch 如何检索、如何给出有据可查的回答"),
@@ -109,7 +110,34 @@ TEXTS = Texts({
     "gap": ("The positive beats the negative by only {gap:.3f} in cosine: the closer to zero, the more the model "
             "confuses the two, and the more this triplet has to teach it.",
             "正例的余弦相似度只比负例高 {gap:.3f}：越接近 0，说明模型越分不清两者，这个三元组能教给它的就越多。"),
-    "s5": ("5. How RAG grounds an answer", "5. RAG 如何让回答有据可查"),
+    "li": ("5. One vector, a vector per word, or reading both together", "5. 一个向量、每个词一个向量，还是一起读"),
+    "li_text": ("A **single-vector** model (Sentence-BERT, E5, BGE, DPR) squeezes the question and each passage into "
+                "one vector each and compares them by cosine: fast, since passages are encoded once, ahead of time. "
+                "**Late interaction** (ColBERT) keeps one vector per word piece: each word of the question looks "
+                "for its best match in the passage, and the passage scores the average of those best matches "
+                "(MaxSim), so a passage is rewarded for covering every part of the question. A **cross-encoder** "
+                "reads question and passage together in one model: the most accurate, and the slowest, so it only "
+                "reranks a first stage's top hits. Below, the dense model's top passages for “{query}”, scored all "
+                "three ways; MaxSim uses the same model's word-piece vectors (a trained ColBERT adds a projection "
+                "learnt on question/answer pairs).",
+                "**单向量**模型（Sentence-BERT、E5、BGE、DPR）把问题和每个段落各压缩成一个向量，用余弦相似度比较："
+                "段落可以提前编码，所以很快。**后期交互**（ColBERT）为每个词片保留一个向量：问题中的每个词都在段落里"
+                "找最相近的词，段落的得分是这些最佳匹配的平均值（MaxSim），因此覆盖问题各个部分的段落得分更高。"
+                "**交叉编码器**把问题和段落放进同一个模型一起读：最准确，也最慢，所以只用来重排第一阶段的前几条结果。"
+                "下面是稠密模型对“{query}”找到的前几个段落，分别用三种方式打分；MaxSim 使用同一模型的词片向量"
+                "（训练过的 ColBERT 还会加上一层在问答对上学到的投影）。"),
+    "li_button": ("Score the top passages three ways", "用三种方式给前几个段落打分"),
+    "li_cosine": ("Single vector: cosine", "单向量：余弦"),
+    "li_maxsim": ("Late interaction: MaxSim", "后期交互：MaxSim"),
+    "li_cross": ("Cross-encoder ({name})", "交叉编码器（{name}）"),
+    "li_no_cross": ("This server has no reranker yet: train one on the Fine-tune page (cross-encoder or ColBERT) "
+                    "to see the third score.",
+                    "服务器上还没有重排序模型：可在微调页面训练一个（交叉编码器或后期交互模型），即可看到第三种分数。"),
+    "li_align": ("Each word piece of the question and its best match in passage [{n}]",
+                 "问题的每个词片及其在段落 [{n}] 中的最佳匹配"),
+    "li_piece": ("Question piece", "问题词片"), "li_match": ("Best match in the passage", "段落中的最佳匹配"),
+    "li_similarity": ("Similarity", "相似度"),
+    "s5": ("6. How RAG grounds an answer", "6. RAG 如何让回答有据可查"),
     "s5_text": ("Retrieval-augmented generation (RAG) retrieves passages first, then answers only from them, citing "
                 "each claim as [n]. The prompt fences every passage as data, so a document cannot give the model "
                 "orders. Without a language model, MedSearch answers extractively: it quotes the sentences of the "
@@ -210,6 +238,30 @@ def triplets_and_losses(collection: Collection) -> None:
         st.caption(t("gap", gap=scores.cos_positive - scores.cos_negative))
 
 
+def late_interaction(collection: Collection) -> None:
+    st.subheader(t("li"))
+    st.markdown(t("li_text", query=DENSE_QUERY))
+    choice = pick_reranker("learn-li")
+    if choice is None:
+        st.caption(t("li_no_cross"))
+    found = pressed(t("li_button"), "learn-li",
+                    lambda: interactions(collection, DENSE_QUERY, 3, choice.reranker if choice else None))
+    if not found:
+        return
+    for row in found:
+        passage_card(row.passage)
+        scores = {t.plain("li_cosine"): row.cosine, t.plain("li_maxsim"): row.maxsim}
+        if row.cross is not None and choice:
+            scores[t.plain("li_cross", name=choice.name)] = row.cross
+        for column, (label, value) in zip(st.columns(3), scores.items()):
+            column.metric(label, f"{value:.3f}")
+    first = found[0]
+    st.caption(t("li_align", n=first.passage.n))
+    st.table({t.plain("li_piece"): [q for q, _, _ in first.alignment],
+              t.plain("li_match"): [m for _, m, _ in first.alignment],
+              t.plain("li_similarity"): [f"{v:.3f}" for *_, v in first.alignment]})
+
+
 def grounded_answer(collection: Collection) -> None:
     st.subheader(t("s5"))
     st.markdown(t("s5_text"))
@@ -228,6 +280,7 @@ def grounded_answer(collection: Collection) -> None:
 st.title(t("title"))
 st.caption(t("intro"))
 collection = demo_collection()
-for section in (retriever_vs_model, sparse_vs_dense, dense_in_medicine, triplets_and_losses, grounded_answer):
+for section in (retriever_vs_model, sparse_vs_dense, dense_in_medicine, triplets_and_losses, late_interaction,
+                grounded_answer):
     section(collection)
     st.divider()
