@@ -58,14 +58,6 @@ def size_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in files) / 1e6, 1)
 
 
-def plain_copy(model: Path, out: Path) -> Path:
-    """A copy of a model outside `.models/`: a folder under a home's `.models/` is stored as a `home:` reference,
-    which evaluation collections (kept in `<home>/.cache/eval`) resolve under the wrong home (see the report)."""
-    if not out.is_dir():
-        shutil.copytree(model, out)
-    return out
-
-
 # --- data ---------------------------------------------------------------------------------------
 def prepare(src: Path, folder: Path, test_limit: int | None) -> Path:
     """The BEIR folder (half train as `dev`, half `test`); with a test limit, a copy whose test qrels keep
@@ -163,9 +155,12 @@ def run_set(name: str, args: argparse.Namespace, base: Path, emit) -> None:
     emit({"row": "e5-small tuned (bi-encoder, in-batch negatives)", "family": "bi-encoder",
           "train_s": card["train_seconds"], "model_mb": size_mb(tuned),
           **measured(folder, args.home, sample, "dense", str(tuned))}, name)
-    emit({"row": "DPR pair (trained)", "family": "dual encoder",
-          "note": "not run: training not available yet (TrainConfig has no `family`; an untrained Router of two "
-                  "e5 copies scores exactly as e5 base)"}, name)
+    dpr = models / "dpr"
+    card = train(pairs, TrainConfig(base=str(base), family="dpr", epochs=args.epochs, batch_size=args.batch_size,
+                                    learning_rate=2e-5, seed=SEED), dpr, progress=train_progress("dpr"))
+    emit({"row": "DPR pair (query and passage encoders from e5, trained)", "family": "dual encoder",
+          "train_s": card["train_seconds"], "model_mb": size_mb(dpr),
+          **measured(folder, args.home, sample, "dense", str(dpr))}, name)
 
     cross = models / "cross-encoder"
     card = train_reranker(triplets, str(base), cross, epochs=args.epochs, batch_size=args.batch_size, seed=SEED,
@@ -266,7 +261,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "families.md")
     args = parser.parse_args()
     command = " ".join(["python", "bench/families.py", *sys.argv[1:]])
-    base = plain_copy(ensure_converted(args.home), args.home / "models" / "e5-small-base")
+    base = ensure_converted(args.home)
     sizes: list[dict] = []
     rows: list[dict] = []
 
