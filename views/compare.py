@@ -218,7 +218,7 @@ with top:
     query = st.text_input(t("query"), key="compare_query", placeholder=t("placeholder"), max_chars=MAX_QUERY_CHARS)
     if collection.eval_set:
         st.selectbox(t("judged"), list(collection.eval_set.queries.values()), index=None, key="compare_judged",
-                     on_change=set_query)
+                     on_change=set_query, placeholder=choose())
 chosen = [pick_pipeline(n, collection, where) for n, where in enumerate(st.columns(count))]
 try:
     pipelines = resolved(collection, [p for p, _ in chosen])
