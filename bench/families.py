@@ -162,23 +162,17 @@ def run_set(name: str, args: argparse.Namespace, base: Path, emit) -> None:
           "train_s": card["train_seconds"], "model_mb": size_mb(dpr),
           **measured(folder, args.home, sample, "dense", str(dpr))}, name)
 
-    cross = models / "cross-encoder"
-    card = train_reranker(triplets, str(base), cross, epochs=args.epochs, batch_size=args.batch_size, seed=SEED,
-                          progress=train_progress("cross-encoder"))
-    for first, model in (("BM25", None), ("e5 tuned", str(tuned))):
-        retriever = "bm25" if model is None else "dense"
-        emit({"row": f"{first} + cross-encoder (top {args.rerank_k})", "family": "cross-encoder",
-              "train_s": card["train_seconds"], "model_mb": size_mb(cross),
-              **measured(folder, args.home, sample, retriever, model, str(cross), args.rerank_k)}, name)
-
-    colbert = models / "colbert"
-    card = train_colbert(triplets, str(base), colbert, epochs=args.epochs, batch_size=args.batch_size, seed=SEED,
-                         progress=train_progress("colbert"))
-    for first, model in (("BM25", None), ("e5 tuned", str(tuned))):
-        retriever = "bm25" if model is None else "dense"
-        emit({"row": f"{first} + ColBERT tuned (top {args.rerank_k})", "family": "ColBERT",
-              "train_s": card["train_seconds"], "model_mb": size_mb(colbert),
-              **measured(folder, args.home, sample, retriever, model, str(colbert), args.rerank_k)}, name)
+    for trainer, family, label in ((train_reranker, "cross-encoder", "cross-encoder"),
+                                   (train_colbert, "ColBERT", "ColBERT tuned")):
+        reranker = models / family.lower()
+        card = trainer(triplets, str(base), reranker, epochs=args.epochs, batch_size=args.batch_size, seed=SEED,
+                       progress=train_progress(family.lower()))
+        for first, model in (("BM25", None), ("e5 tuned", str(tuned))):
+            retriever = "bm25" if model is None else "dense"
+            emit({"row": f"{first} + {label} (top {args.rerank_k})", "family": family,
+                  "train_s": card["train_seconds"], "model_mb": size_mb(reranker),
+                  **measured(folder, args.home, sample, retriever, model, str(reranker), args.rerank_k)}, name)
+    colbert = models / "colbert"  # the last one trained: `card` is its card
     chunks = evaluation_collection(folder, None, home=args.home).manifest["counts"]["chunks"]
     if args.colbert_first_stage and chunks <= MAX_CHUNKS:
         emit({"row": "ColBERT tuned, first stage (all chunks)", "family": "ColBERT", "train_s": card["train_seconds"],
