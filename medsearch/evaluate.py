@@ -12,9 +12,9 @@ from medsearch.home import medsearch_home
 from medsearch.ingest.beir import beir_documents
 from medsearch.jsonl import read_jsonl
 from medsearch.metrics import METRICS, evaluate_run, query_scores, run_from_hits
-from medsearch.modelref import MODELS, ModelRef
+from medsearch.modelref import MODELS
 from medsearch.records import Document, Hit, MedSearchError
-from medsearch.rerank import K_FIRST, list_rerankers, load_reranker, reranker_path
+from medsearch.rerank import K_FIRST, load_reranker
 from medsearch.searching import COLBERT
 from medsearch.text import language_mix
 
@@ -99,8 +99,6 @@ def evaluate(folder: str | Path, retriever: str = "auto", model: str | None = No
     names a cross-encoder that reorders each query's top `rerank_k` chunks first (`medsearch.rerank`). With
     retriever "colbert", `model` is the ColBERT model."""
     docs, eval_set = load_beir(folder)
-    if retriever == COLBERT and model and model in list_rerankers(home):  # a server reranker by its name
-        model = str(ModelRef.parse(str(reranker_path(model, home))))
     if retriever not in ("bm25", "tfidf", COLBERT) and not model:
         model = default_model(language_mix(d.text for d in docs[:2000]))
     dense = model if retriever not in ("bm25", "tfidf", COLBERT) else None  # a ColBERT model is no dense index
